@@ -1,0 +1,42 @@
+# The two commands of the project's contract: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DB ?= $(VENV)/run.duckdb
+
+.PHONY: run test install dev lint typecheck imports pytest docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+
+dev: $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+
+run: install
+	$(BIN)/kestrel ingest --db $(DB) samples/
+	$(BIN)/kestrel stats --db $(DB)
+
+lint: dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: dev
+	$(BIN)/mypy
+
+imports: dev
+	$(BIN)/lint-imports
+
+pytest: dev
+	$(BIN)/pytest -q
+
+test: lint typecheck imports pytest
+
+docs: install
+	$(BIN)/python -m kestrel.events.doc docs/schema.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""Building schema-conformant batches from the columns a reader filled.
+
+Readers collect plain Python lists per column (the cheapest thing to append to) and hand
+them over once per batch; everything the reader did not fill becomes a null column. Times
+arrive as ISO-8601 strings and are parsed here in one vectorized cast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from kestrel.events.schema import COLUMN_TYPES, SCHEMA
+
+Batch = pa.Table
+"""A batch of normalized events: a `pyarrow.Table` with exactly `SCHEMA`."""
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def empty_batch() -> Batch:
+    """A batch with the schema and no rows."""
+    return SCHEMA.empty_table()
+
+
+def make_batch(columns: Mapping[str, Sequence[Any] | pa.Array], n: int) -> Batch:
+    """Assemble a batch of ``n`` rows from the columns given; the rest are null.
+
+    Raises:
+        KeyError: a column name that is not in the schema (a reader bug, not bad data).
+    """
+    arrays: list[pa.Array] = []
+    for field in SCHEMA:
+        values = columns.get(field.name)
+        if values is None:
+            arrays.append(pa.nulls(n, field.type))
+        elif isinstance(values, pa.Array):
+            arrays.append(values if values.type == field.type else values.cast(field.type))
+        else:
+            arrays.append(pa.array(values, type=field.type))
+    unknown = set(columns) - set(COLUMN_TYPES)
+    if unknown:
+        raise KeyError(f"not schema columns: {sorted(unknown)}")
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def parse_times(values: Sequence[str | None]) -> tuple[pa.Array, list[int]]:
+    """Parse ISO-8601 strings (with a zone offset or ``Z``) to UTC timestamps.
+
+    Returns the array and the indices of values that could not be parsed (null in the array),
+    so the caller can reject those records instead of storing them with no time.
+    """
+    strings = pa.array(values, type=pa.string())
+    try:
+        return strings.cast(_TS), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    parsed: list[datetime | None] = []
+    bad: list[int] = []
+    for i, value in enumerate(values):
+        parsed.append(_parse_one(value))
+        if parsed[-1] is None:
+            bad.append(i)
+    return pa.array(parsed, type=_TS), bad
+
+
+def _parse_one(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:  # readers add the zone they know; none left means UTC
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

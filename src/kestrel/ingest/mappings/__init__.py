@@ -1,0 +1,1 @@
+"""Field mappings as data: source field → schema column, one module per source family."""

@@ -1,0 +1,43 @@
+"""What every record-by-record reader does at the end of a run: parse the times in one
+vectorized cast, reject the records whose time does not parse, add the constant columns and
+assemble the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kestrel.events import make_batch, parse_times
+from kestrel.ingest.base import Chunk, Rejected
+from kestrel.ingest.framing import RawRecords
+
+
+def finish_chunk(
+    cols: dict[str, list[Any]],
+    kept: list[int],
+    rejected: list[Rejected],
+    run: RawRecords,
+    constants: Mapping[str, Any],
+) -> Chunk:
+    """Build the chunk for ``run`` from per-column lists.
+
+    Args:
+        cols: column name → values, one per kept record; must include ``time`` (ISO strings)
+            and ``raw``.
+        kept: for each kept record, its index in ``run`` (for positions of late rejects).
+        rejected: records already set aside for this run.
+        run: the framed records the columns came from.
+        constants: columns with one value for the whole run (``source``, ``entity_type`` ...).
+    """
+    times, bad = parse_times(cols["time"])
+    if bad:
+        bad_set = set(bad)
+        for i in bad:
+            reason = f"unparseable time {cols['time'][i]!r}"
+            rejected.append(Rejected.of(run.position(kept[i]), reason, cols["raw"][i]))
+        cols = {k: [v for j, v in enumerate(vs) if j not in bad_set] for k, vs in cols.items()}
+        times, _ = parse_times(cols["time"])
+    n = len(cols["raw"])
+    data: dict[str, Any] = dict(cols, time=times)
+    data.update({name: [value] * n for name, value in constants.items()})
+    return Chunk(make_batch(data, n), rejected, run.count)

@@ -1,0 +1,26 @@
+"""The store: where batches are kept and queried.
+
+Contract: `Store.append` takes a batch conforming to `kestrel.events.SCHEMA` and keeps each
+``event_id`` once, however often it is sent; rejected records are kept aside in their own
+table. Everything above the store talks to the `Store` protocol, never to DuckDB directly,
+so the PostgreSQL implementation can take its place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kestrel.errors import ConfigError
+from kestrel.store.base import AppendResult, EventFilter, Stats, Store
+from kestrel.store.duckdb import DuckDBStore
+
+
+def open_store(db: str | Path) -> Store:
+    """Open the store a ``--db`` value names: a DuckDB file path or ``:memory:``."""
+    text = str(db)
+    if text.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("the PostgreSQL store is not built yet; use a DuckDB file path")
+    return DuckDBStore(text)
+
+
+__all__ = ["AppendResult", "DuckDBStore", "EventFilter", "Stats", "Store", "open_store"]

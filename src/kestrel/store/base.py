@@ -1,0 +1,76 @@
+"""The storage interface every stage above it uses; DuckDB fills it today, PostgreSQL later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from kestrel.events import Batch
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append did: rows new to the store, and rows it already had (same event_id)."""
+
+    stored: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts of what the store holds, in the shape `kestrel stats --json` prints."""
+
+    total: int
+    by_source: dict[str, int] = field(default_factory=dict)
+    by_class: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON contract: ``{"total", "by_source", "by_class", "rejected"}``."""
+        return {"total": self.total, "by_source": self.by_source, "by_class": self.by_class,
+                "rejected": self.rejected}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events to fetch; every field optional, all given ones must hold."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    classes: tuple[str, ...] = ()
+    entity_id: str | None = None
+    source: str | None = None
+    limit: int | None = None
+
+
+class Store(Protocol):
+    """Append-only event store with idempotent appends (keyed by ``event_id``)."""
+
+    dialect: str
+
+    def append(self, batch: Batch) -> AppendResult:
+        """Add the events not yet stored; duplicates (also within ``batch``) are counted."""
+        ...
+
+    def append_rejected(self, rejected: pa.Table) -> int:
+        """Keep rejected records aside; the same rejection twice is kept once."""
+        ...
+
+    def events(self, where: EventFilter) -> Batch:
+        """Events matching ``where``, ordered by time."""
+        ...
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run SQL written in this store's ``dialect``; for hunts and the API."""
+        ...
+
+    def stats(self) -> Stats:
+        """Counts per source and class, and rejected records."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (file locks, connections)."""
+        ...

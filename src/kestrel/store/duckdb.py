@@ -1,0 +1,161 @@
+"""The embedded store: one DuckDB file (or ``:memory:``), no service to run.
+
+Appends are idempotent without a primary-key index: the batch is first made unique on
+``event_id`` and then inserted with an anti-join against what is stored. An ART index on a
+random 32-character key costs more memory and time than that join does at our batch sizes,
+and DuckDB's zone maps serve the time / class / entity filters without one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kestrel.errors import StoreError
+from kestrel.events import SCHEMA, Batch
+from kestrel.store.base import AppendResult, EventFilter, Stats
+from kestrel.store.tables import REJECTED_SCHEMA, events_ddl, rejected_ddl
+
+SCHEMA_VERSION = 1
+
+
+class DuckDBStore:
+    """`Store` over DuckDB. ``path`` is a file (created with its folder) or ``:memory:``."""
+
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(
+                str(Path(self.path).expanduser()) if self.path != ":memory:" else ":memory:"
+            )
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        self._migrate()
+
+    def _migrate(self) -> None:
+        for ddl in (
+            events_ddl(),
+            rejected_ddl(),
+            "CREATE TABLE IF NOT EXISTS kestrel_meta (key VARCHAR, value VARCHAR)",
+        ):
+            self._con.execute(ddl).fetchall()
+        rows = self._con.execute(
+            "SELECT value FROM kestrel_meta WHERE key = 'schema_version'"
+        ).fetchall()
+        found = rows[0] if rows else None
+        if found is None:
+            self._con.execute(
+                "INSERT INTO kestrel_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            ).fetchall()
+        elif int(found[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {found[0]}; this Kestrel "
+                f"knows up to {SCHEMA_VERSION}: upgrade Kestrel"
+            )
+
+    def append(self, batch: Batch) -> AppendResult:
+        if batch.num_rows == 0:
+            return AppendResult(0, 0)
+        unique = _unique_by_event_id(batch.select(SCHEMA.names).cast(SCHEMA))
+        self._con.register("_incoming", unique)
+        try:
+            stored = self._rows(
+                "INSERT INTO events SELECT i.* FROM _incoming i "
+                "ANTI JOIN events e ON e.event_id = i.event_id"
+            )
+        finally:
+            self._con.unregister("_incoming")
+        return AppendResult(stored, batch.num_rows - stored)
+
+    def append_rejected(self, rejected: pa.Table) -> int:
+        if rejected.num_rows == 0:
+            return 0
+        self._con.register("_rejected", rejected.select(REJECTED_SCHEMA.names))
+        try:
+            return self._rows(
+                "INSERT INTO rejected SELECT DISTINCT ON (reject_id) r.* FROM _rejected r "
+                "ANTI JOIN rejected o ON o.reject_id = r.reject_id"
+            )
+        finally:
+            self._con.unregister("_rejected")
+
+    def events(self, where: EventFilter) -> Batch:
+        sql, params = _filter_sql(where)
+        return self._con.sql(sql, params=params).to_arrow_table().cast(SCHEMA)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        return self._con.sql(sql, params=params or None).to_arrow_table()
+
+    def stats(self) -> Stats:
+        by_source = dict(
+            self._con.execute(
+                "SELECT source, count(*) FROM events GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        by_class = dict(
+            self._con.execute(
+                'SELECT "class", count(*) FROM events GROUP BY 1 ORDER BY 1'
+            ).fetchall()
+        )
+        return Stats(self._count("events"), by_source, by_class, self._count("rejected"))
+
+    def rejected(self, limit: int = 100) -> pa.Table:
+        """The rejected records, most recent files first (for `kestrel rejected`)."""
+        return self.query("SELECT * FROM rejected ORDER BY path, record, line LIMIT ?", [limit])
+
+    def close(self) -> None:
+        self._con.close()
+
+    def _count(self, table: str) -> int:
+        return self._rows(f"SELECT count(*) FROM {table}")
+
+    def _rows(self, sql: str, params: list[Any] | None = None) -> int:
+        """Run a statement that answers one number (a count, or rows inserted)."""
+        rows = self._con.execute(sql, params or []).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+
+def _unique_by_event_id(batch: Batch) -> Batch:
+    """First occurrence of each event_id (a file may repeat a record byte for byte)."""
+    ids = batch.column("event_id")
+    if pc.count_distinct(ids).as_py() == batch.num_rows:
+        return batch
+    first = (
+        pa.table({"i": pa.array(range(batch.num_rows)), "id": ids})
+        .group_by("id", use_threads=False)
+        .aggregate([("i", "min")])
+        .column("i_min")
+    )
+    return batch.take(pc.sort_indices(first))
+
+
+def _filter_sql(where: EventFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for sql, value in (
+        ("time >= ?", where.start),
+        ("time < ?", where.end),
+        ("entity_id = ?", where.entity_id),
+        ("source = ?", where.source),
+    ):
+        if value is not None:
+            clauses.append(sql)
+            params.append(value)
+    if where.classes:
+        clauses.append(f'"class" IN ({", ".join("?" for _ in where.classes)})')
+        params.extend(where.classes)
+    sql = "SELECT * FROM events"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY time, event_id"
+    if where.limit is not None:
+        sql += f" LIMIT {int(where.limit)}"
+    return sql, params
