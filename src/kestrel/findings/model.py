@@ -1,0 +1,90 @@
+"""One finding type for every detector: who, what, when, why, how bad, which techniques, and
+the evidence. The "why" travels with the "what": a finding without signals is a bug."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+from hashlib import blake2b
+
+
+class Severity(IntEnum):
+    """Ordered severities; compare them with < and >."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """From a name in any case (``"high"``), or Sigma's ``informational``.
+
+        >>> Severity.parse("High"), Severity.parse("informational")
+        (<Severity.HIGH: 3>, <Severity.INFO: 0>)
+        """
+        name = text.strip().upper()
+        return cls.INFO if name == "INFORMATIONAL" else cls[name]
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """The thing a finding is about: ``(entity_type, entity_id)``, as in the event schema."""
+
+    type: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One piece of evidence for a finding, with its value and the threshold it crossed."""
+
+    name: str  # "gpu_util.zscore", "sigma:<rule id>"
+    value: float | str
+    threshold: float | None = None
+    detail: str = ""  # matched fields, baseline mean / std, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a detector reports."""
+
+    detector: str
+    entity: Entity
+    first_seen: datetime
+    last_seen: datetime
+    severity: Severity
+    signals: tuple[Signal, ...]
+    title: str = ""
+    techniques: tuple[str, ...] = ()  # ATT&CK / ATLAS ids
+    evidence: tuple[str, ...] = ()  # event_ids
+    tags: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.signals:
+            raise ValueError(f"finding from {self.detector} for {self.entity} has no signals")
+        if self.last_seen < self.first_seen:
+            raise ValueError("last_seen is before first_seen")
+
+    @property
+    def finding_id(self) -> str:
+        """Deterministic id: the same detector, entity, window and signals give the same id,
+        so re-running detection over the same events does not duplicate findings."""
+        key = "\0".join(
+            [
+                self.detector,
+                str(self.entity),
+                self.first_seen.isoformat(),
+                self.last_seen.isoformat(),
+                *sorted(s.name for s in self.signals),
+            ]
+        )
+        return blake2b(key.encode(), digest_size=12).hexdigest()
