@@ -105,7 +105,9 @@ def _print_report(report: object) -> None:
         classes.add_row(fmt, cls, f"{n:,}")
     console.print(classes)
     for r in report.rejected[:20]:
-        console.print(f"[yellow]rejected[/] {r.position}: {r.reason}", highlight=False)
+        console.print(
+            f"[yellow]rejected[/] {r.position}: {r.reason}", highlight=False, soft_wrap=True
+        )
     if len(report.rejected) > 20:
         console.print(f"… and {len(report.rejected) - 20} more (see `kestrel rejected`)")
     if report.skipped:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
 from kestrel.events.schema import COLUMN_TYPES, SCHEMA
 
-Batch = pa.Table
+Batch: TypeAlias = pa.Table
 """A batch of normalized events: a `pyarrow.Table` with exactly `SCHEMA`."""
 
 _TS = pa.timestamp("us", tz="UTC")

@@ -22,26 +22,47 @@ ZIP_MAGIC = b"PK\x03\x04"
 GZIP_MAGIC = b"\x1f\x8b"
 
 Opener = Callable[[], IO[bytes]]
+_STEP = 16 * 1024
 
 
 class GuardedStream(io.RawIOBase):
     """A read-only stream that turns a decompression error into end-of-stream, keeping the
     error text so the caller can report the truncation."""
 
-    def __init__(self, inner: IO[bytes], name: str, errors: dict[str, str]) -> None:
+    def __init__(
+        self,
+        inner: IO[bytes] | gzip.GzipFile,
+        name: str,
+        errors: dict[str, str],
+        under: IO[bytes] | None = None,
+    ) -> None:
         self._inner = inner
+        self._under = under  # the file a decompressor reads from, closed with it
         self._name = name
         self._errors = errors
+        self._failed = False
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        try:
-            return self._inner.read(size)
-        except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as exc:
-            self._errors[self._name] = f"damaged compressed stream: {exc}"
-            return b""
+        """Read in small steps: a decompressor that fails mid-call loses that call's output,
+        so small steps keep all but the last few KiB before the damage."""
+        want = size if size >= 0 else 1 << 62
+        pieces: list[bytes] = []
+        got = 0
+        while got < want and not self._failed:
+            try:
+                piece = self._inner.read(min(_STEP, want - got))
+            except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as exc:
+                self._errors[self._name] = f"damaged compressed stream: {exc}"
+                self._failed = True
+                break
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
@@ -50,6 +71,8 @@ class GuardedStream(io.RawIOBase):
 
     def close(self) -> None:
         self._inner.close()
+        if self._under is not None:
+            self._under.close()
         super().close()
 
 
@@ -74,18 +97,21 @@ def sources(path: Path, errors: dict[str, str]) -> Iterator[Source]:
 
 def _gzip_source(name: str, opener: Opener, errors: dict[str, str]) -> Source:
     def open_() -> IO[bytes]:
-        stream = GuardedStream(gzip.GzipFile(fileobj=opener()), name, errors)
+        under = opener()
+        stream = GuardedStream(gzip.GzipFile(fileobj=under), name, errors, under)
         return io.BufferedReader(stream, 1024 * 1024)
 
     return Source(name, open_)
 
 
 def _zip_sources(name: str, opener: Opener, errors: dict[str, str]) -> Iterator[Source]:
+    stream = opener()
     try:
-        archive = zipfile.ZipFile(opener())
+        archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, OSError) as exc:
+        stream.close()
         raise SourceError(f"{name}: unreadable zip archive ({exc})") from exc
-    with archive:
+    with stream, archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             if info.is_dir():
                 continue

@@ -249,9 +249,16 @@ def frame_json(source: Source, batch_rows: int) -> Iterator[RawRecords]:
 
 
 def _first_line_is_value(head: bytes) -> bool:
-    line = head.lstrip(_WS + b"\xef\xbb\xbf").split(b"\n", 1)[0].strip(_WS)
-    try:
-        canonical(line)
-    except msgspec.DecodeError:
-        return False
-    return True
+    """JSON Lines when one of the first lines is a whole object on its own (so one malformed
+    first line does not turn a JSON Lines file into a broken document)."""
+    lines = head.lstrip(_WS + b"\xef\xbb\xbf").split(b"\n", 5)[:5]
+    for line in lines:
+        line = line.strip(_WS)
+        if not line.startswith(b"{"):
+            continue
+        try:
+            canonical(line)
+        except msgspec.DecodeError:
+            continue
+        return True
+    return False

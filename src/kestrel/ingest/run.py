@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from kestrel.errors import SourceError
+from kestrel.errors import ConfigError, SourceError
 from kestrel.ingest.archives import sources
 from kestrel.ingest.base import Chunk, Rejected, Source, SourcePosition, rejected_table
 from kestrel.ingest.registry import readers
@@ -76,6 +76,8 @@ def ingest_paths(
     A source in an unknown format is skipped and listed in the report; a path the user named
     directly that cannot be read at all raises `SourceError` after the others are done.
     """
+    if fmt != "auto" and fmt not in readers():
+        raise ConfigError(f"unknown format {fmt!r}; known: auto, {', '.join(sorted(readers()))}")
     report = IngestReport()
     failures: list[str] = []
     for path in paths:
