@@ -22,6 +22,6 @@ MAX_RECORD_BYTES = int(os.environ.get("KESTREL_MAX_RECORD_BYTES", 64 * 1024 * 10
 # Pretty-printed JSON documents (arrays, CloudTrail delivery files) are read whole.
 MAX_DOCUMENT_BYTES = int(os.environ.get("KESTREL_MAX_DOCUMENT_BYTES", 1024 * 1024 * 1024))
 # Rows per batch handed from a reader to the store.
-BATCH_ROWS = 50_000
+BATCH_ROWS = 20_000
 # How much of a rejected record is kept in the `rejected` table.
 REJECTED_RAW_BYTES = 64 * 1024

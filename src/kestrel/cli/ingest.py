@@ -159,4 +159,4 @@ def rejected(
         store.close()
     for row in rows:
         where = ", ".join(f"{k} {row[k]}" for k in ("line", "record", "offset") if row[k])
-        console.print(f"{row['path']} {where}: {row['reason']}", highlight=False)
+        console.print(f"{row['path']} {where}: {row['reason']}", highlight=False, soft_wrap=True)

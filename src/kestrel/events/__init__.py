@@ -6,7 +6,7 @@ deterministic ``event_id``). Stages take batches and return batches or findings;
 keeps one Python object per event on the hot path. This package does no I/O.
 """
 
-from kestrel.events.batch import Batch, empty_batch, make_batch, parse_times
+from kestrel.events.batch import Batch, empty_batch, make_batch, parse_times, utf8_column
 from kestrel.events.classes import EVENT_CLASSES, EventClass
 from kestrel.events.ids import event_id
 from kestrel.events.schema import COLUMN_NAMES, COLUMNS, REQUIRED, SCHEMA, Column
@@ -24,4 +24,5 @@ __all__ = [
     "event_id",
     "make_batch",
     "parse_times",
+    "utf8_column",
 ]

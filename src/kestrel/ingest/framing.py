@@ -106,13 +106,14 @@ def frame_lines(source: Source, batch_rows: int) -> Iterator[RawRecords]:
 
 
 def _add_line(run: RawRecords, line: bytes | None, line_no: int, number: int, cap: int) -> None:
-    pos = SourcePosition(run.path, line=line_no, record=number)
     if line is None:
+        pos = SourcePosition(run.path, line=line_no, record=number)
         run.rejected.append(Rejected.of(pos, f"line longer than {cap} bytes; skipped"))
         return
     try:
         raw = canonical(line)
     except msgspec.DecodeError as exc:
+        pos = SourcePosition(run.path, line=line_no, record=number)
         run.rejected.append(Rejected.of(pos, f"malformed JSON: {exc}", line))
         return
     run.raws.append(raw)

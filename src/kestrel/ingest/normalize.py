@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kestrel.events import make_batch, parse_times
+from kestrel.events import make_batch, parse_times, utf8_column
 from kestrel.ingest.base import Chunk, Rejected
 from kestrel.ingest.framing import RawRecords
 
@@ -23,7 +23,7 @@ def finish_chunk(
 
     Args:
         cols: column name → values, one per kept record; must include ``time`` (ISO strings)
-            and ``raw``.
+            and ``raw`` (canonical bytes, the fast path, or str).
         kept: for each kept record, its index in ``run`` (for positions of late rejects).
         rejected: records already set aside for this run.
         run: the framed records the columns came from.
@@ -38,6 +38,8 @@ def finish_chunk(
         cols = {k: [v for j, v in enumerate(vs) if j not in bad_set] for k, vs in cols.items()}
         times, _ = parse_times(cols["time"])
     n = len(cols["raw"])
-    data: dict[str, Any] = dict(cols, time=times)
+    raws = cols["raw"]
+    raw = utf8_column(raws) if raws and isinstance(raws[0], bytes) else raws
+    data: dict[str, Any] = dict(cols, time=times, raw=raw)
     data.update({name: [value] * n for name, value in constants.items()})
     return Chunk(make_batch(data, n), rejected, run.count)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from kestrel.ingest.archives import sources
 from kestrel.ingest.base import Chunk, Rejected, Source, SourcePosition, rejected_table
 from kestrel.ingest.registry import readers
 from kestrel.ingest.sniff import sniff
-from kestrel.store import Store
+from kestrel.store import AppendResult, Store
 
 
 @dataclass(slots=True)
@@ -80,13 +81,14 @@ def ingest_paths(
         raise ConfigError(f"unknown format {fmt!r}; known: auto, {', '.join(sorted(readers()))}")
     report = IngestReport()
     failures: list[str] = []
-    for path in paths:
-        errors: dict[str, str] = {}
-        try:
-            for source in sources(Path(path), errors):
-                _ingest_source(source, fmt, store, report, errors, progress)
-        except SourceError as exc:
-            failures.append(str(exc))
+    with _Writer(store, report) as writer:
+        for path in paths:
+            errors: dict[str, str] = {}
+            try:
+                for source in sources(Path(path), errors):
+                    _ingest_source(source, fmt, writer, report, errors, progress)
+            except SourceError as exc:
+                failures.append(str(exc))
     if failures:
         raise SourceError("; ".join(failures))
     return report
@@ -95,7 +97,7 @@ def ingest_paths(
 def _ingest_source(
     source: Source,
     fmt: str,
-    store: Store,
+    writer: _Writer,
     report: IngestReport,
     errors: dict[str, str],
     progress: Progress | None,
@@ -106,26 +108,59 @@ def _ingest_source(
         report.skipped.append((source.name, str(exc)))
         return
     report.sources += 1
-    counts = report.by_format.setdefault(name, FormatCounts())
     for chunk in chunks:
-        _store_chunk(chunk, name, store, report, counts)
+        writer.submit(chunk, name)
         if progress:
             progress(source.name, chunk.read)
     if source.name in errors:  # a damaged gzip / zip member: what came before is kept
         damaged = Rejected.of(SourcePosition(source.name), errors.pop(source.name))
-        _store_chunk(Chunk(rejected=[damaged]), name, store, report, counts)
+        writer.submit(Chunk(rejected=[damaged]), name)
 
 
-def _store_chunk(
-    chunk: Chunk, fmt: str, store: Store, report: IngestReport, counts: FormatCounts
-) -> None:
-    result = store.append(chunk.batch)
-    store.append_rejected(rejected_table(chunk.rejected, fmt))
-    counts.read += chunk.read
-    counts.stored += result.stored
-    counts.duplicates += result.duplicates
-    counts.rejected += len(chunk.rejected)
-    report.rejected.extend(chunk.rejected)
-    if chunk.batch.num_rows:
-        for row in pc.value_counts(chunk.batch.column("class")).to_pylist():
-            report.by_class[(fmt, str(row["values"]))] += int(row["counts"])
+class _Writer:
+    """Appends chunks to the store on one background thread while the reader decodes the
+    next ones, so reading (Python, one core) and storing (DuckDB, native code that releases
+    the GIL) overlap. At most `_IN_FLIGHT` chunks wait, which bounds memory; while ingest
+    runs only this thread touches the store."""
+
+    _IN_FLIGHT = 2
+
+    def __init__(self, store: Store, report: IngestReport) -> None:
+        self._store = store
+        self._report = report
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kestrel-store")
+        self._pending: deque[tuple[Future[AppendResult], Chunk, str]] = deque()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            while self._pending:
+                self._settle()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, chunk: Chunk, fmt: str) -> None:
+        """Queue ``chunk`` for the store; wait for the oldest when too many are queued."""
+        self._pending.append((self._pool.submit(self._write, chunk, fmt), chunk, fmt))
+        while len(self._pending) > self._IN_FLIGHT:
+            self._settle()
+
+    def _write(self, chunk: Chunk, fmt: str) -> AppendResult:
+        result = self._store.append(chunk.batch)
+        self._store.append_rejected(rejected_table(chunk.rejected, fmt))
+        return result
+
+    def _settle(self) -> None:
+        future, chunk, fmt = self._pending.popleft()
+        result = future.result()  # a store failure surfaces here, in the caller's thread
+        counts = self._report.by_format.setdefault(fmt, FormatCounts())
+        counts.read += chunk.read
+        counts.stored += result.stored
+        counts.duplicates += result.duplicates
+        counts.rejected += len(chunk.rejected)
+        self._report.rejected.extend(chunk.rejected)
+        if chunk.batch.num_rows:
+            for row in pc.value_counts(chunk.batch.column("class")).to_pylist():
+                self._report.by_class[(fmt, str(row["values"]))] += int(row["counts"])

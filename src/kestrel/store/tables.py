@@ -28,9 +28,15 @@ _SQL_TYPES: dict[pa.DataType, str] = {
 }
 
 
-def events_ddl(table: str = "events") -> str:
-    """CREATE TABLE for the events table (generic SQL; DuckDB and PostgreSQL accept it)."""
-    cols = ",\n  ".join(f'"{f.name}" {_SQL_TYPES[f.type]}' for f in SCHEMA)
+def events_ddl(table: str = "events", options: dict[str, str] | None = None) -> str:
+    """CREATE TABLE for the events table (generic SQL; DuckDB and PostgreSQL accept it).
+
+    ``options`` adds a dialect's clause to a column, e.g. DuckDB's ``USING COMPRESSION zstd``.
+    """
+    extra = options or {}
+    cols = ",\n  ".join(
+        f'"{f.name}" {_SQL_TYPES[f.type]} {extra.get(f.name, "")}'.rstrip() for f in SCHEMA
+    )
     return f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols}\n)"
 
 

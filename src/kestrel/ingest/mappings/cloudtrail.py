@@ -9,6 +9,8 @@ RESOURCE_KEYS: tuple[str, ...] = (
     "dBInstanceIdentifier", "clusterName", "detectorId", "flowLogIds", "roleArn",
 )  # fmt: skip
 
+RESOURCE_RANK: dict[str, int] = {key: rank for rank, key in enumerate(RESOURCE_KEYS)}
+
 
 def principal_arn(
     arn: str | None,
