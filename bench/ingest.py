@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,17 +121,13 @@ def child(kind: str, path: Path, fmt: str, store: bool) -> dict[str, Any]:
     else:
         _, chunks = read_source(Source(str(path), lambda: path.open("rb")), fmt)
         events = rejected = 0
-        for chunk in _timed(chunks):
+        for chunk in chunks:
             events += chunk.batch.num_rows
             rejected += len(chunk.rejected)
     seconds = time.perf_counter() - start
     return {"kind": kind, "stage": "reader+store" if store else "reader", "events": events,
             "rejected": rejected, "seconds": round(seconds, 2),
             "events_per_s": round(events / seconds), "peak_rss_mb": round(_peak_mb())}  # fmt: skip
-
-
-def _timed(chunks: Iterator[Any]) -> Iterator[Any]:
-    yield from chunks
 
 
 def run(args: argparse.Namespace) -> None:
@@ -148,9 +143,13 @@ def run(args: argparse.Namespace) -> None:
             fmt = "cloudtrail" if kind == "cloudtrail" else "winlog-json"
             for store in (False, True):
                 result = _measure(kind, path, fmt, store)
-                print(f"{kind:10} {result['stage']:13} {result['events']:>9,} events "
-                      f"{result['seconds']:>7.2f} s {result['events_per_s']:>9,} events/s "
-                      f"peak {result['peak_rss_mb']:>5,} MB  rejected {result['rejected']}")  # fmt: skip
+                print(_line(result))
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (f"{r['kind']:10} {r['stage']:13} {r['events']:>9,} events {r['seconds']:>7.2f} s "
+            f"{r['events_per_s']:>9,} events/s  peak {r['peak_rss_mb']:>5,} MB  "
+            f"rejected {r['rejected']}")  # fmt: skip
 
 
 def _measure(kind: str, path: Path, fmt: str, store: bool) -> dict[str, Any]:
