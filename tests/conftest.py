@@ -12,7 +12,20 @@ from kestrel.store import DuckDBStore
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-DATASETS = Path(os.environ.get("KESTREL_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+def _find_datasets() -> Path:
+    """``$KESTREL_DATASETS``, else the nearest ``shared/datasets`` beside a parent folder."""
+    if "KESTREL_DATASETS" in os.environ:
+        return Path(os.environ["KESTREL_DATASETS"])
+    for parent in ROOT.parents:
+        candidate = parent / "shared" / "datasets"
+        if candidate.is_dir():
+            return candidate
+    return ROOT.parent / "shared" / "datasets"
+
+
+DATASETS = _find_datasets()
 
 
 @pytest.fixture
