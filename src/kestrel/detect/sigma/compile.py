@@ -1,0 +1,187 @@
+"""Sigma rule → `CompiledRule`: a Polars expression, the columns it reads, its logsource
+dispatch and its prefilter literals.
+
+The rule is first put into Kestrel's terms by the pySigma pipeline (`pipelines.py`); its
+condition tree (pySigma's ``parsed_condition``, with ``1 of`` / ``all of`` already resolved)
+is then walked once. A field that names a schema column is read from that column; any other
+field is a *source field*, read from ``raw`` by the engine (``raw:<Field>`` in the frame).
+A rule that cannot be compiled raises `RuleError` with the reason; `compile_rules` collects
+those so one bad rule never stops the others.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.exceptions import SigmaError
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.rule import SigmaRule
+from sigma.types import SigmaNumber, SigmaString, SigmaType, SpecialChars
+
+from kestrel.detect.sigma.literals import Requirement, requirement
+from kestrel.detect.sigma.load import RuleError, RuleIssue, rule_source
+from kestrel.detect.sigma.pipelines import Dispatch, kestrel_pipeline, logsource_dispatch
+from kestrel.detect.sigma.values import match_value, parts_match
+from kestrel.events import SCHEMA
+
+_INT_COLUMNS = frozenset(f.name for f in SCHEMA if f.type == "int64")
+_COLUMNS = frozenset(SCHEMA.names) - {"raw"}
+RAW_PREFIX = "raw:"
+LOWER_PREFIX = "lc:"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMeta:
+    """What a finding needs to know about the rule that made it."""
+
+    id: str
+    title: str
+    level: str
+    tags: tuple[str, ...]
+    source: str
+    logsource: str
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    """One rule, ready to evaluate over an evaluation frame (see `engine.py`)."""
+
+    meta: RuleMeta
+    dispatch: Dispatch
+    expr: pl.Expr
+    literals: Requirement
+    columns: set[str] = field(default_factory=set)  # frame columns the expression reads
+    fields: tuple[str, ...] = ()  # the rule's fields, for the finding's matched-field detail
+
+
+@dataclass(slots=True)
+class _Refs:
+    """Frame columns an expression reads, gathered while compiling."""
+
+    names: set[str] = field(default_factory=set)
+    fields: list[str] = field(default_factory=list)
+
+    def resolve(self, name: str, lower: bool) -> pl.Expr:
+        data = name if name in _COLUMNS else RAW_PREFIX + name
+        if lower and name not in _INT_COLUMNS:
+            data = LOWER_PREFIX + data
+        self.names.add(data)
+        if name not in self.fields:
+            self.fields.append(name)
+        return pl.col(data)
+
+
+def compile_rule(rule: SigmaRule, pipeline: ProcessingPipeline | None = None) -> CompiledRule:
+    """Compile one rule (a deep copy goes through the pipeline; the input is untouched).
+
+    Raises:
+        RuleError: the rule uses something the engine cannot evaluate; the message says what.
+    """
+    work = copy.deepcopy(rule)
+    try:
+        (pipeline or kestrel_pipeline()).apply(work)
+        trees = [c.parsed for c in work.detection.parsed_condition]
+    except SigmaError as exc:
+        raise RuleError(str(exc), rule_source(rule)) from exc
+    refs = _Refs()
+    exprs = [_node(t, refs) for t in trees if t is not None]
+    if not exprs:
+        raise RuleError("the condition is empty", rule_source(rule))
+    literals = _union_all([requirement(t) for t in trees if t is not None])
+    return CompiledRule(
+        _meta(rule), logsource_dispatch(rule.logsource), pl.any_horizontal(exprs), literals,
+        refs.names, tuple(refs.fields),
+    )  # fmt: skip
+
+
+def compile_rules(
+    rules: Iterable[SigmaRule], on_error: Literal["raise", "collect"] = "collect"
+) -> tuple[list[CompiledRule], list[RuleIssue]]:
+    """Compile every rule; the ones that fail are returned as issues (or raise, on request)."""
+    pipeline = kestrel_pipeline()
+    compiled: list[CompiledRule] = []
+    issues: list[RuleIssue] = []
+    for rule in rules:
+        try:
+            compiled.append(compile_rule(rule, pipeline))
+        except RuleError as exc:
+            if on_error == "raise":
+                raise
+            issues.append(RuleIssue(rule_source(rule), _reason(exc), str(rule.id), rule.title))
+    return compiled, issues
+
+
+def _reason(exc: RuleError) -> str:
+    text = str(exc)
+    return text[len(exc.source) + 2 :] if exc.source and text.startswith(exc.source) else text
+
+
+def _node(node: object, refs: _Refs) -> pl.Expr:
+    if isinstance(node, ConditionAND):
+        return pl.all_horizontal([_node(a, refs) for a in node.args])
+    if isinstance(node, ConditionOR):
+        return pl.any_horizontal([_node(a, refs) for a in node.args])
+    if isinstance(node, ConditionNOT):
+        return ~_node(node.args[0], refs)
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        numeric = node.field in _INT_COLUMNS
+        return match_value(node.field, node.value, refs.resolve, numeric)
+    if isinstance(node, ConditionValueExpression):
+        return _keyword(node.value, refs)
+    raise RuleError(f"condition element {type(node).__name__} is not supported")
+
+
+def _keyword(value: SigmaType, refs: _Refs) -> pl.Expr:
+    """A value without a field: a substring of the whole record (``raw``, lower-cased, so the
+    value's characters are JSON-escaped the way they appear there)."""
+    if isinstance(value, SigmaNumber):
+        value = SigmaString(str(value.number))
+    if not isinstance(value, SigmaString):
+        raise RuleError(f"keyword of type {type(value).__name__} is not supported")
+    refs.names.add(LOWER_PREFIX + "raw")
+    multi = SpecialChars.WILDCARD_MULTI
+    parts: list[str | SpecialChars] = [multi]
+    for p in value.s:
+        if isinstance(p, str):
+            parts.append(json.dumps(p.lower(), ensure_ascii=False)[1:-1])
+        elif isinstance(p, SpecialChars):
+            parts.append(p)
+    parts.append(multi)
+    return parts_match(pl.col(LOWER_PREFIX + "raw"), _squash(parts)).fill_null(False)
+
+
+def _squash(parts: list[str | SpecialChars]) -> list[str | SpecialChars]:
+    """Adjacent ``*`` collapse to one, so ``*abc*`` stays a plain contains."""
+    out: list[str | SpecialChars] = []
+    for p in parts:
+        if not (out and p is SpecialChars.WILDCARD_MULTI and out[-1] is p):
+            out.append(p)
+    return out
+
+
+def _union_all(parts: list[Requirement]) -> Requirement:
+    if not parts or any(p is None for p in parts):
+        return None
+    return frozenset().union(*[p for p in parts if p is not None])
+
+
+def _meta(rule: SigmaRule) -> RuleMeta:
+    ls = rule.logsource
+    logsource = "/".join(str(p or "*") for p in (ls.product, ls.category, ls.service))
+    level = str(rule.level) if rule.level is not None else "medium"
+    tags = tuple(f"{t.namespace}.{t.name}" for t in rule.tags)
+    return RuleMeta(
+        str(rule.id or rule.title), rule.title, level, tags, rule_source(rule), logsource
+    )

@@ -1,0 +1,120 @@
+"""Required literals: the strings at least one of which must occur in an event for a rule to
+match it. The engine finds them all in one Aho-Corasick pass over the lower-cased ``raw``
+records, so a rule is only evaluated on the few events that contain one of its literals.
+
+For a condition tree the requirement is computed bottom-up: a leaf requires the longest plain
+run of its value; ``or`` requires the union of its branches (or nothing, if one branch
+requires nothing); ``and`` the most selective of its branches; ``not`` nothing. Literals are
+JSON-escaped because ``raw`` is JSON text: escaping is per character, so a substring of a
+value escapes to a substring of the escaped value.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.types import (
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaExpansion,
+    SigmaString,
+    SigmaType,
+    SpecialChars,
+)
+
+Requirement = frozenset[str] | None
+"""A set of literals one of which must occur, or None: no literal is required."""
+
+# Literals that occur in nearly every Windows event record (field names, the usual folders,
+# channel names): a requirement made of these selects almost everything, so prefer another.
+_COMMON = (
+    '"event":{"#attributes":{"xmlns":"http://schemas.microsoft.com/win/2004/08/events/event"}'
+    ',"system":{"provider":{"#attributes":{"name":"microsoft-windows-sysmon","guid":'
+    '"channel":"microsoft-windows-sysmon/operational","computer":"security":'
+    '"eventdata":{"rulename":"utctime":"processguid":"processid":"image":"c:\\\\windows\\\\'
+    'system32\\\\svchost.exe","c:\\\\windows\\\\syswow64\\\\","c:\\\\program files\\\\'
+    '"c:\\\\program files (x86)\\\\","c:\\\\users\\\\public\\\\appdata\\\\local\\\\temp\\\\'
+    '"microsoft corporation","microsoft® windows® operating system","nt authority\\\\system"'
+    '"user":"commandline":"currentdirectory":"hashes":"md5=sha1=sha256=imphash="'
+    '"parentimage":"parentcommandline":"targetobject":"hklm\\\\software\\\\microsoft\\\\'
+    'windows\\\\currentversion\\\\"details":"dword (0x00000000)"targetfilename":.exe.dll'
+)
+MIN_USEFUL = 3  # a literal shorter than this is no filter at all
+
+
+def requirement(node: object) -> Requirement:
+    """The literals ``node`` requires (see the module docstring)."""
+    if isinstance(node, ConditionOR):
+        return _union([requirement(a) for a in node.args])
+    if isinstance(node, ConditionAND):
+        return best([r for r in (requirement(a) for a in node.args) if r is not None])
+    if isinstance(node, ConditionNOT):
+        return None
+    if isinstance(node, ConditionFieldEqualsValueExpression | ConditionValueExpression):
+        return value_requirement(node.value)
+    return None
+
+
+def value_requirement(value: SigmaType) -> Requirement:
+    """The literals a single value requires."""
+    if isinstance(value, SigmaExpansion):
+        return _union([value_requirement(v) for v in value.values])
+    if isinstance(value, SigmaString):
+        run = _longest_run(value)
+        return frozenset(_variants(run, isinstance(value, SigmaCasedString))) if run else None
+    if isinstance(value, SigmaCIDRExpression):
+        prefixes = [p.rstrip("*") for p in value.expand("*")]
+        return frozenset(prefixes) if all(len(p) >= MIN_USEFUL for p in prefixes) else None
+    return None
+
+
+def _union(parts: list[Requirement]) -> Requirement:
+    if not parts or any(p is None for p in parts):
+        return None
+    return frozenset().union(*[p for p in parts if p is not None])
+
+
+def best(options: list[frozenset[str]]) -> Requirement:
+    """The most selective requirement: longest shortest literal, uncommon first."""
+    if not options:
+        return None
+    return max(options, key=score)
+
+
+def score(option: frozenset[str]) -> tuple[int, int, int]:
+    """Higher is more selective: no common literal, then shortest literal length, fewer."""
+    shortest = min((len(s) for s in option), default=0)
+    common = any(s in _COMMON for s in option)
+    return (0 if common else 1, min(shortest, 12), -len(option))
+
+
+def _longest_run(value: SigmaString) -> str:
+    """The longest stretch of plain characters between wildcards, escaped as JSON, lower."""
+    runs: list[str] = [""]
+    for part in value.s:
+        if isinstance(part, str):
+            runs[-1] += part
+        elif part in (SpecialChars.WILDCARD_MULTI, SpecialChars.WILDCARD_SINGLE):
+            runs.append("")
+        else:  # a placeholder: nothing known about it
+            runs.append("")
+    run = max(runs, key=len)
+    return run if len(run) >= MIN_USEFUL else ""
+
+
+def _variants(run: str, cased: bool) -> list[str]:
+    """The run as it appears in lower-cased JSON text (non-ASCII also \\u-escaped)."""
+    text = run.lower()
+    out = {json.dumps(text, ensure_ascii=False)[1:-1]}
+    if not text.isascii():
+        out.add(json.dumps(text, ensure_ascii=True)[1:-1].lower())
+        out.add(json.dumps(run, ensure_ascii=False)[1:-1])  # Unicode case folding may differ
+    del cased  # the prefilter is case-insensitive either way: a superset is enough
+    return sorted(out)

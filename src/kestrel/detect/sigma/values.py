@@ -1,0 +1,186 @@
+"""One Sigma value against one field, as a Polars expression with Sigma's semantics.
+
+* Matching is case-insensitive: the engine hands every field in lower case as well
+  (``lc:<name>``), literals are lower-cased here; ``|cased`` and ``|re`` use the original.
+* Every leaf is NULL-safe: a missing field is *false*, never null, so ``not selection``
+  is true for an event that lacks the field (SQL's three-valued ``NOT`` gets this wrong).
+* Wildcards: ``*x*`` / ``x*`` / ``*x`` become contains / starts_with / ends_with, anything
+  else an anchored regex over the lower-cased field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import polars as pl
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaType,
+    SpecialChars,
+)
+
+from kestrel.detect.sigma.load import RuleError
+
+Resolve = Callable[[str, bool], pl.Expr]
+"""(field name, lower-cased?) → the column holding it in the evaluation frame."""
+
+_FLAGS = {
+    SigmaRegularExpressionFlag.IGNORECASE: "i",
+    SigmaRegularExpressionFlag.MULTILINE: "m",
+    SigmaRegularExpressionFlag.DOTALL: "s",
+}
+_OPS: dict[CompareOperators, Callable[[pl.Expr, float], pl.Expr]] = {
+    CompareOperators.LT: lambda c, n: c < n,
+    CompareOperators.LTE: lambda c, n: c <= n,
+    CompareOperators.GT: lambda c, n: c > n,
+    CompareOperators.GTE: lambda c, n: c >= n,
+    CompareOperators.NEQ: lambda c, n: c != n,
+}
+
+
+def match_value(field: str, value: SigmaType, resolve: Resolve, numeric: bool) -> pl.Expr:
+    """The expression for ``field`` matching ``value``; never null.
+
+    ``numeric`` says the field is an integer column (``event_code``), compared as a number.
+    """
+    return _match(field, value, resolve, numeric).fill_null(False)
+
+
+def _match(field: str, value: SigmaType, resolve: Resolve, numeric: bool) -> pl.Expr:
+    if isinstance(value, SigmaExpansion):
+        return pl.any_horizontal([match_value(field, v, resolve, numeric) for v in value.values])
+    if isinstance(value, SigmaCasedString):
+        return string_match(resolve(field, False), value, lower=False)
+    if isinstance(value, SigmaString):
+        return string_match(resolve(field, True), value, lower=True)
+    if isinstance(value, SigmaNumber | SigmaBool):
+        return _scalar(field, value, resolve, numeric)
+    if isinstance(value, SigmaNull):
+        col = resolve(field, False)
+        return col.is_null() | (col.cast(pl.String) == "")
+    if isinstance(value, SigmaExists):
+        col = resolve(field, False)
+        return col.is_not_null() if bool(value) else col.is_null()
+    return _special(field, value, resolve)
+
+
+def _special(field: str, value: SigmaType, resolve: Resolve) -> pl.Expr:
+    if isinstance(value, SigmaRegularExpression):
+        return regex_match(resolve(field, False), value)
+    if isinstance(value, SigmaCIDRExpression):
+        return cidr_match(resolve(field, True), value)
+    if isinstance(value, SigmaCompareExpression):
+        number = resolve(field, False).cast(pl.String).cast(pl.Float64, strict=False)
+        return _OPS[value.op](number, float(value.number.number))
+    if isinstance(value, SigmaFieldReference):
+        return fieldref_match(resolve(field, True), resolve(value.field, True), value)
+    raise RuleError(f"value type {type(value).__name__} is not supported")
+
+
+def _scalar(field: str, value: SigmaNumber | SigmaBool, resolve: Resolve, numeric: bool) -> pl.Expr:
+    if isinstance(value, SigmaBool):
+        return resolve(field, True) == str(bool(value.boolean)).lower()
+    if numeric:
+        return resolve(field, False) == value.number
+    return resolve(field, True) == str(value.number).lower()
+
+
+def string_match(col: pl.Expr, value: SigmaString, lower: bool) -> pl.Expr:
+    """A Sigma string with its wildcards against ``col`` (already lower-cased when ``lower``)."""
+    return parts_match(col, [_fold(p, lower) for p in value.s])
+
+
+def parts_match(col: pl.Expr, parts: list[str | SpecialChars]) -> pl.Expr:
+    """Plain runs and wildcards against ``col``, with the cheapest string operation."""
+    multi = SpecialChars.WILDCARD_MULTI
+    inner = parts[1:-1] if len(parts) >= 2 else []
+    if all(isinstance(p, str) for p in parts):
+        return col == "".join(p for p in parts if isinstance(p, str))
+    if len(parts) == 3 and parts[0] is multi and parts[2] is multi and isinstance(parts[1], str):
+        return col.str.contains(parts[1], literal=True)
+    if len(parts) == 2 and parts[1] is multi and isinstance(parts[0], str):
+        return col.str.starts_with(parts[0])
+    if len(parts) == 2 and parts[0] is multi and isinstance(parts[1], str):
+        return col.str.ends_with(parts[1])
+    if parts == [multi] or (inner == [] and all(p is multi for p in parts)):
+        return col.is_not_null()
+    return col.str.contains(wildcard_regex(parts))
+
+
+def _fold(part: str | SpecialChars | Placeholder, lower: bool) -> str | SpecialChars:
+    if isinstance(part, Placeholder):
+        raise RuleError(f"unresolved placeholder %{part.name}%")
+    if isinstance(part, str):
+        return part.lower() if lower else part
+    return part
+
+
+def wildcard_regex(parts: list[str | SpecialChars]) -> str:
+    """An anchored regex for a wildcard string: ``*`` → ``.*``, ``?`` → ``.``."""
+    out = []
+    for p in parts:
+        if p is SpecialChars.WILDCARD_MULTI:
+            out.append(".*")
+        elif p is SpecialChars.WILDCARD_SINGLE:
+            out.append(".")
+        else:
+            out.append(re.escape(str(p)))
+    return "(?s)^" + "".join(out) + "$"
+
+
+def regex_match(col: pl.Expr, value: SigmaRegularExpression) -> pl.Expr:
+    """``|re`` (with ``|i`` / ``|m`` / ``|s``); Python's ``re`` for what Rust's regex lacks."""
+    flags = "".join(sorted(_FLAGS[f] for f in value.flags))
+    pattern = (f"(?{flags})" if flags else "") + str(value.regexp.to_plain())
+    if rust_regex_ok(pattern):
+        return col.str.contains(pattern)
+    compiled = re.compile(pattern)  # look-around, back-references: candidates only, rare
+    return col.map_batches(
+        lambda s: pl.Series([v is not None and compiled.search(v) is not None for v in s]),
+        return_dtype=pl.Boolean,
+    )
+
+
+def rust_regex_ok(pattern: str) -> bool:
+    """Whether Polars' (Rust) regex engine accepts the pattern."""
+    try:
+        pl.Series([""]).str.contains(pattern)
+    except pl.exceptions.ComputeError:
+        return False
+    return True
+
+
+def cidr_match(col: pl.Expr, value: SigmaCIDRExpression) -> pl.Expr:
+    """A CIDR range as the address prefixes pySigma expands it to."""
+    tests = []
+    for pattern in value.expand("*"):
+        if pattern.endswith("*"):
+            tests.append(col.str.starts_with(pattern[:-1].lower()))
+        else:
+            tests.append(col == pattern.lower())
+    return pl.any_horizontal(tests)
+
+
+def fieldref_match(col: pl.Expr, other: pl.Expr, value: SigmaFieldReference) -> pl.Expr:
+    """``|fieldref``: the field equals (starts / ends with) another field of the same event."""
+    if value.starts_with and value.ends_with:
+        return col.str.contains(other, literal=True)
+    if value.starts_with:
+        return col.str.starts_with(other)
+    if value.ends_with:
+        return col.str.ends_with(other)
+    return col == other
