@@ -6,7 +6,8 @@ its state, if any, is handed to the pipeline to checkpoint. Every registered det
 """
 
 from kestrel.detect.base import Detector
+from kestrel.detect.sigma import SigmaDetector
 
-DETECTORS: dict[str, type[Detector]] = {}
+DETECTORS: dict[str, type[Detector]] = {"sigma": SigmaDetector}
 
 __all__ = ["DETECTORS", "Detector"]

@@ -135,3 +135,9 @@ def winlog() -> Callable[[Iterable[Mapping[str, Any]]], Batch]:
 def event() -> Callable[..., dict[str, Any]]:
     """``event(code, record, **EventData)`` → one Sysmon-shaped record."""
     return sysmon
+
+
+@pytest.fixture
+def evtx_reader() -> Callable[[Path], Batch]:
+    """EVTX file → batch, through the stand-in reader (until Kestrel's `evtx` reader lands)."""
+    return lambda path: batch_of(evtx_records(path))
