@@ -40,7 +40,7 @@ import zipfile
 from collections import defaultdict
 from typing import Any
 
-import orjson
+import msgspec
 import pyarrow as pa
 from evtx import PyEvtxParser
 from sigma.backends.sqlite.sqlite import sqliteBackend
@@ -77,7 +77,7 @@ def _sysmon_records(path: Path) -> list[dict[str, Any]]:
     found = []
     try:
         for rec in PyEvtxParser(str(path)).records_json():
-            event: dict[str, Any] = orjson.loads(rec["data"])["Event"] if rec else {}
+            event: dict[str, Any] = msgspec.json.decode(rec["data"])["Event"] if rec else {}
             data = event.get("EventData")
             if event["System"].get("Channel") == SYSMON and isinstance(data, dict):
                 found.append({"id": int(event["System"]["EventID"]), "data": data})
@@ -102,7 +102,7 @@ def otrf_templates() -> list[dict[str, Any]]:
         with zipfile.ZipFile(archive) as z:
             for name in z.namelist():
                 for line in z.read(name).splitlines():
-                    rec = orjson.loads(line) if line.strip() else {}
+                    rec = msgspec.json.decode(line) if line.strip() else {}
                     if rec.get("SourceName") == "Microsoft-Windows-Sysmon":
                         data = {k: v for k, v in rec.items() if k not in _NXLOG}
                         out.append({"id": int(rec["EventID"]), "data": data})
@@ -133,7 +133,7 @@ def kestrel_batch(events: list[dict[str, Any]], start: int) -> Batch:
         system = {"EventID": e["id"], "Channel": SYSMON, "Computer": e["host"],
                   "EventRecordID": start + j,
                   "Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}}}  # fmt: skip
-        raw = orjson.dumps({"Event": {"System": system, "EventData": e["data"]}})
+        raw = msgspec.json.encode({"Event": {"System": system, "EventData": e["data"]}})
         for name, value in (("event_id", event_id("evtx", raw)), ("raw", raw.decode()),
                             ("event_code", e["id"]), ("host", e["host"]),
                             ("entity_id", e["host"])):  # fmt: skip
