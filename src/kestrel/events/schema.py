@@ -186,6 +186,36 @@ COLUMNS: tuple[Column, ...] = (
     Column("instance_type", _S, "Cloud instance type, e.g. p4d.24xlarge.", ("metric",)),
     Column("job_id", _S, "Workload / training job id.", ("metric",)),
     Column("job_name", _S, "Workload / training job name.", ("metric",)),
+    # -- enrichment (kestrel.enrich; null until an enricher fills them) ----------------------
+    Column(
+        "ioc_indicator",
+        _S,
+        "The IOC feed indicator this event matched (hash, IP, CIDR, domain, URL or file name).",
+    ),
+    Column("ioc_type", _S, "Indicator type: md5, sha1, sha256, ip, cidr, domain, url, filename."),
+    Column("ioc_source", _S, "The feed the matching indicator came from (file or feed name)."),
+    Column("ioc_field", _S, "The event column that matched the indicator, e.g. dst_ip."),
+    Column(
+        "yara_rules",
+        _S,
+        "YARA rules matching the content of the event's file: `namespace:rule`, comma-separated.",
+    ),
+    Column("geo_ip", _S, "The remote address looked up for GeoIP (dst_ip outbound, else src_ip)."),
+    Column("geo_country", _S, "ISO 3166 country code of geo_ip; `private` for private ranges."),
+    Column("geo_city", _S, "City of geo_ip (English name), where the database has one."),
+    Column("geo_asn", _I, "Autonomous system number of geo_ip, where an ASN database is given."),
+    Column("geo_as_org", _S, "Organisation of that autonomous system."),
+    Column(
+        "rep_malicious",
+        _I,
+        "Reputation: engines that flag the event's hash or remote address as malicious.",
+    ),
+    Column("rep_engines", _I, "Reputation: engines that gave a verdict (the denominator)."),
+    Column(
+        "threat_score",
+        _F,
+        "0-100 enrichment threat score (docs/enrichment.md): IOC, YARA, reputation, geography.",
+    ),
     # -- the source record ------------------------------------------------------------------
     Column(
         "raw",
