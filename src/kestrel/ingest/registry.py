@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from kestrel import plugins
+from kestrel.ingest.agent import AgentEnvelopeReader
 from kestrel.ingest.base import Reader
 from kestrel.ingest.cloudtrail import CloudTrailReader
+from kestrel.ingest.metrics import MetricsReader
 
 READERS: dict[str, type[Reader]] = {
+    "agent": AgentEnvelopeReader,
     "cloudtrail": CloudTrailReader,
+    "metrics": MetricsReader,
 }
 
 

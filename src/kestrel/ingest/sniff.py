@@ -76,7 +76,7 @@ def _quoted_keys(text: bytes) -> set[str]:
 
 def _sniff_text(text: bytes) -> str | None:
     first = text.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
-    if first.startswith(("# HELP", "# TYPE", "DCGM_FI_")):
+    if first.startswith(("# HELP", "# TYPE", "DCGM_FI_", "# kestrel-")):
         return "metrics"
     if "utilization.gpu" in first or (first.startswith("timestamp, ") and "gpu" in first):
         return "metrics"

@@ -1,0 +1,266 @@
+"""The Kestrel endpoint agent's event envelope, in JSON Lines or JSON (array or one per line).
+
+Envelope (every field but ``event_id`` required)::
+
+    {"event_id": "...", "agent_id": "...", "event_type": "process|file|network|system",
+     "timestamp": "2024-05-01T12:00:00Z" | 1714564800 | 1714564800123, "payload": {...}}
+
+``timestamp`` is an ISO-8601 string (no zone means UTC) or an epoch number in seconds or
+milliseconds (told apart by size, see `kestrel.ingest.times`). Payload fields per
+``event_type`` and the columns they fill (all optional unless marked *required*):
+
+* ``process``: ``action`` *required* ``start|stop`` (activity create / terminate), ``pid``,
+  ``ppid``, ``name``, ``exe``, ``cmdline`` (a string, or a list of arguments joined with
+  quotes around arguments that hold spaces), ``username`` (``DOMAIN\\user`` is split into
+  user_domain / user_name), ``sha256``, ``parent_name``, ``parent_exe``, ``hostname``;
+  ``create_time`` (epoch seconds) is kept in ``raw`` only.
+* ``network``: ``pid``, ``process_name``, ``exe``, ``local_ip``, ``local_port``, ``remote_ip``,
+  ``remote_port``, ``remote_hostname``, ``protocol`` (lower-cased), ``status`` (psutil's;
+  ``LISTEN`` makes activity listen, anything else connect), ``direction`` ``inbound|outbound``,
+  ``bytes_in``, ``bytes_out``, ``hostname``. The initiator is the source: local → remote
+  unless ``direction`` is inbound, then remote → local.
+* ``file``: ``action`` *required* ``create|modify|delete|move`` (activity create / update /
+  delete / rename), ``path`` (for a move, the new path; ``old_path`` stays in ``raw``),
+  ``sha256``, ``pid``, ``process_name``, ``hostname``; ``size`` is kept in ``raw`` only.
+* ``system``: ``hostname``; ``os``, ``os_version``, ``boot_time``, ``cpu_count``,
+  ``mem_total``, ``ip_addresses`` are kept in ``raw`` only (activity inventory).
+
+Every event: ``host`` = payload ``hostname``, else ``agent_id``; entity host / ``host``
+lower-cased; ``source_event`` = ``event_type``; ``event_id`` hashes the canonical envelope,
+so an envelope the agent sends twice is stored once. A mapped field of the wrong type, a
+payload that is not an object or an unknown ``event_type`` rejects the envelope with
+msgspec's path to the field. Fields the contract does not name are kept in ``raw``.
+``docs/agent-envelope.md`` has the same contract with examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+
+from kestrel.config import BATCH_ROWS
+from kestrel.events import event_id
+from kestrel.ingest.base import Chunk, Rejected, Source
+from kestrel.ingest.framing import RawRecords, frame_json
+from kestrel.ingest.mappings.agent import ACTIVITY, LISTEN_STATUS
+from kestrel.ingest.normalize import finish_chunk
+from kestrel.ingest.times import to_iso
+
+# Integers that must fit their int64 columns (an out-of-range one rejects the envelope).
+_NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+# Payload structs: an attribute named like a schema column is copied into that column as is
+# (``msgspec.field(name=...)`` gives the agent's own field name); the rest are derived below.
+
+
+class _Process(msgspec.Struct, kw_only=True):
+    action: Literal["start", "stop"]
+    hostname: str | None = None
+    process_pid: _NonNegative | None = msgspec.field(default=None, name="pid")
+    parent_pid: _NonNegative | None = msgspec.field(default=None, name="ppid")
+    process_name: str | None = msgspec.field(default=None, name="name")
+    process_path: str | None = msgspec.field(default=None, name="exe")
+    cmdline: str | list[str] | None = None
+    username: str | None = None
+    sha256: str | None = None
+    parent_name: str | None = None
+    parent_path: str | None = msgspec.field(default=None, name="parent_exe")
+
+
+class _Network(msgspec.Struct, kw_only=True):
+    hostname: str | None = None
+    process_pid: _NonNegative | None = msgspec.field(default=None, name="pid")
+    process_name: str | None = None
+    process_path: str | None = msgspec.field(default=None, name="exe")
+    local_ip: str | None = None
+    local_port: _Port | None = None
+    remote_ip: str | None = None
+    remote_port: _Port | None = None
+    dst_hostname: str | None = msgspec.field(default=None, name="remote_hostname")
+    protocol: str | None = None
+    status: str | None = None
+    direction: Literal["inbound", "outbound"] | None = None
+    bytes_in: _NonNegative | None = None
+    bytes_out: _NonNegative | None = None
+
+
+class _File(msgspec.Struct, kw_only=True):
+    action: Literal["create", "modify", "delete", "move"]
+    hostname: str | None = None
+    file_path: str | None = msgspec.field(default=None, name="path")
+    sha256: str | None = None
+    process_pid: _NonNegative | None = msgspec.field(default=None, name="pid")
+    process_name: str | None = None
+
+
+class _System(msgspec.Struct, kw_only=True):
+    hostname: str | None = None
+
+
+_Payload = _Process | _Network | _File | _System
+
+
+class _Envelope(msgspec.Struct, kw_only=True, tag_field="event_type"):
+    kind: ClassVar[str]
+    agent_id: str
+    timestamp: str | int | float
+    event_id: str | None = None
+
+
+class _ProcessEvent(_Envelope, tag="process"):
+    kind: ClassVar[str] = "process"
+    payload: _Process
+
+
+class _NetworkEvent(_Envelope, tag="network"):
+    kind: ClassVar[str] = "network"
+    payload: _Network
+
+
+class _FileEvent(_Envelope, tag="file"):
+    kind: ClassVar[str] = "file"
+    payload: _File
+
+
+class _SystemEvent(_Envelope, tag="system"):
+    kind: ClassVar[str] = "system"
+    payload: _System
+
+
+_Event = _ProcessEvent | _NetworkEvent | _FileEvent | _SystemEvent
+_decode = msgspec.json.Decoder(_Event).decode
+
+# Columns copied from same-named payload attributes (None where a payload type lacks one).
+_COPIED = (
+    "process_pid", "process_name", "process_path", "parent_pid", "parent_name", "parent_path",
+    "file_path", "dst_hostname", "direction", "bytes_in", "bytes_out",
+)  # fmt: skip
+
+
+class AgentEnvelopeReader:
+    """Reads Kestrel agent envelopes into process, network, file and system events."""
+
+    name: ClassVar[str] = "agent"
+
+    def read(self, source: Source) -> Iterator[Chunk]:
+        for run in frame_json(source, BATCH_ROWS):
+            yield normalize(run)
+
+
+def normalize(run: RawRecords) -> Chunk:
+    """Map a run of framed envelopes to a batch; reject envelopes that do not decode."""
+    events: list[_Event] = []
+    raws: list[bytes] = []
+    kept: list[int] = []
+    rejected = list(run.rejected)
+    for i, raw in enumerate(run.raws):
+        try:
+            events.append(_decode(raw))
+        except msgspec.ValidationError as exc:
+            reason = f"not an agent envelope: {exc}"
+            rejected.append(Rejected.of(run.position(i), reason, raw))
+            continue
+        raws.append(raw)
+        kept.append(i)
+    constants = {"source": "agent", "entity_type": "host"}
+    return finish_chunk(_columns(events, raws), kept, rejected, run, constants)
+
+
+def _columns(events: Sequence[_Event], raws: Sequence[bytes]) -> dict[str, list[Any]]:
+    """The batch columns, one list comprehension per column over the decoded envelopes."""
+    payloads: list[_Payload] = [ev.payload for ev in events]
+    hosts = [p.hostname or ev.agent_id for ev, p in zip(events, payloads, strict=True)]
+    cols: dict[str, list[Any]] = {
+        "event_id": [event_id("agent", raw) for raw in raws],
+        "time": [to_iso(ev.timestamp) for ev in events],
+        "class": [ev.kind for ev in events],
+        "activity": [ACTIVITY[(ev.kind, _action(ev.payload))] for ev in events],
+        "source_event": [ev.kind for ev in events],
+        "host": hosts,
+        "entity_id": [host.lower() for host in hosts],
+        "agent_id": [ev.agent_id for ev in events],
+        "raw": [raw.decode("utf-8") for raw in raws],
+    }
+    for name in _COPIED:
+        cols[name] = [getattr(p, name, None) for p in payloads]
+    cols.update(_derived(payloads))
+    return cols
+
+
+def _derived(payloads: Sequence[_Payload]) -> dict[str, list[Any]]:
+    """Columns that are not plain copies: joined command lines, split user names, lower-case
+    hashes and protocols, file names, and the network endpoints in initiator order."""
+    users = [_split_user(getattr(p, "username", None)) for p in payloads]
+    hashes = [_lower(getattr(p, "sha256", None)) for p in payloads]
+    ends = [_endpoints(p) if isinstance(p, _Network) else _NO_ENDS for p in payloads]
+    files = [p if isinstance(p, _File) else None for p in payloads]
+    return {
+        "process_cmdline": [_cmdline(getattr(p, "cmdline", None)) for p in payloads],
+        "user_domain": [u[0] for u in users],
+        "user_name": [u[1] for u in users],
+        "process_sha256": [None if f else h for f, h in zip(files, hashes, strict=True)],
+        "file_sha256": [h if f else None for f, h in zip(files, hashes, strict=True)],
+        "file_name": [_base_name(f.file_path) if f else None for f in files],
+        "protocol": [_lower(getattr(p, "protocol", None)) for p in payloads],
+        "src_ip": [e[0] for e in ends],
+        "src_port": [e[1] for e in ends],
+        "dst_ip": [e[2] for e in ends],
+        "dst_port": [e[3] for e in ends],
+    }
+
+
+def _action(payload: _Payload) -> str | None:
+    """The action that picks the activity: the payload's own, or for network events listen
+    / connect from the socket status."""
+    if isinstance(payload, _Process | _File):
+        return payload.action
+    if isinstance(payload, _Network):
+        listening = (payload.status or "").upper() == LISTEN_STATUS
+        return "listen" if listening else "connect"
+    return None
+
+
+_NO_ENDS: tuple[None, None, None, None] = (None, None, None, None)
+
+
+def _endpoints(p: _Network) -> tuple[str | None, int | None, str | None, int | None]:
+    """(src_ip, src_port, dst_ip, dst_port): the initiator is the source."""
+    if p.direction == "inbound":
+        return p.remote_ip, p.remote_port, p.local_ip, p.local_port
+    return p.local_ip, p.local_port, p.remote_ip, p.remote_port
+
+
+def _cmdline(value: str | list[str] | None) -> str | None:
+    """A command line as one string; arguments with spaces (or empty ones) are quoted so the
+    string still shows where each argument ends (``sh -c "curl ... | sh"``)."""
+    if value is None or isinstance(value, str):
+        return value
+    return " ".join(_quote(arg) for arg in value)
+
+
+def _quote(arg: str) -> str:
+    if arg and not any(c.isspace() for c in arg):
+        return arg
+    return '"' + arg.replace('"', '\\"') + '"'
+
+
+def _split_user(name: str | None) -> tuple[str | None, str | None]:
+    """``DOMAIN\\user`` → (domain, user); a bare name has no domain."""
+    if name is None or "\\" not in name:
+        return None, name
+    domain, _, user = name.partition("\\")
+    return domain, user
+
+
+def _base_name(path: str | None) -> str | None:
+    """The last part of a POSIX or Windows path."""
+    if path is None:
+        return None
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else value
