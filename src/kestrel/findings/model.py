@@ -51,6 +51,10 @@ class Signal:
     value: float | str
     threshold: float | None = None
     detail: str = ""  # matched fields, baseline mean / std, ...
+    # What kind of evidence this is, for severity (`kestrel.findings.severity`): "rule" (a
+    # fixed threshold or rule), "baseline" (a deviation from the entity's own history),
+    # "novelty" (first time seen for the entity), "sensitive" (a high-risk operation).
+    kind: str = "rule"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,10 @@ class Finding:
     techniques: tuple[str, ...] = ()  # ATT&CK / ATLAS ids
     evidence: tuple[str, ...] = ()  # event_ids
     tags: tuple[str, ...] = field(default=())
+    # The records' own ids in their sources, beside `evidence` (CloudTrail eventID, agent
+    # event_id, EVTX file + record number); empty where the source has none.
+    source_ids: tuple[str, ...] = ()
+    window_seconds: int | None = None  # the window a windowed detector counted over
 
     def __post_init__(self) -> None:
         if not self.signals:
