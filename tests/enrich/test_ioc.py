@@ -106,8 +106,8 @@ def test_signature_base_iocs_as_a_feed(datasets):
     assert counts["sha256"] + counts["sha1"] + counts["md5"] > 3000
     assert counts["domain"] > 1000 and counts["filename_regex"] > 3000
     batch = make_batch(
-        {"event_id": ["a", "b"], "class": ["file", "network"],
-         "file_path": [r"C:\Windows\system32\usbclass.sys", None],
-         "dst_ip": [None, "58.64.143.244"]}, 2)  # fmt: skip
+        {"event_id": ["a", "b", "c"], "class": ["file", "network", "file"],
+         "file_path": [r"C:\Windows\system32\usbclass.sys", None, r"C:\Users\a\notes.txt"],
+         "dst_ip": [None, "58.64.143.244", None]}, 3)  # fmt: skip
     out = IocEnricher(feed).enrich(batch)
-    assert out.column("ioc_type").to_pylist() == ["filename", "ip"]
+    assert out.column("ioc_type").to_pylist() == ["filename", "ip", None]

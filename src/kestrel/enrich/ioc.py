@@ -220,7 +220,7 @@ class _PatternSet:
 
     def first(self, path: str) -> int | None:
         """Index of the highest-scoring pattern matching ``path`` (after exclusions)."""
-        found = [i for i in self._set.Match(path) if not self._excluded(i, path)]
+        found = [i for i in self._set.Match(path) or () if not self._excluded(i, path)]
         return max(found, key=lambda i: self.patterns[i].score) if found else None
 
     def _excluded(self, i: int, path: str) -> bool:
