@@ -40,7 +40,7 @@ def _root(
 def _register() -> None:
     # Command modules import heavy libraries (DuckDB, Arrow) lazily inside their commands so
     # that `kestrel --help` starts fast; registering them here only defines the commands.
-    from kestrel.cli import ingest, scan, sigma  # noqa: F401
+    from kestrel.cli import ingest, scan, serve, sigma  # noqa: F401
 
 
 def main() -> None:

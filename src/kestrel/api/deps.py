@@ -1,0 +1,172 @@
+"""What every route shares: the application state (store, management tables, findings,
+metrics), the caller's `Principal`, and the role check.
+
+`FindingsSource` is the small protocol the routes read findings through. The API does not
+care who keeps findings (the in-memory `MemoryFindings` today, the pipeline's findings table
+when it lands), so switching is one line in `create_app`, not a rewrite of the routes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from kestrel.api.auth import Principal, Role, verify_token
+from kestrel.api.metrics import ApiMetrics
+from kestrel.api.settings import ApiSettings
+from kestrel.events import Batch
+from kestrel.findings import Finding, Severity
+from kestrel.store import Store
+from kestrel.store.management import ManagementStore
+
+COOKIE = "kestrel_token"
+
+
+@dataclass(frozen=True, slots=True)
+class FindingQuery:
+    """Filters for the findings list; every field optional, all given ones must hold."""
+
+    min_severity: Severity | None = None
+    detector: str | None = None
+    technique: str | None = None
+    entity: str | None = None  # an entity id, or "type:id"
+    start: datetime | None = None  # last seen at or after
+    end: datetime | None = None  # first seen before
+
+
+def matches(f: Finding, q: FindingQuery) -> bool:
+    """Whether ``f`` passes every filter of ``q`` (shared by the in-memory source)."""
+    return (
+        (q.min_severity is None or f.severity >= q.min_severity)
+        and (q.detector is None or f.detector == q.detector)
+        and (q.technique is None or any(t.startswith(q.technique) for t in f.techniques))
+        and (q.entity is None or q.entity in (f.entity.id, str(f.entity)))
+        and (q.start is None or f.last_seen >= q.start)
+        and (q.end is None or f.first_seen < q.end)
+    )
+
+
+class FindingsSource(Protocol):
+    """Where the API reads findings from."""
+
+    def findings(self, query: FindingQuery) -> list[Finding]:
+        """Findings matching ``query``, newest first."""
+        ...
+
+    def finding(self, finding_id: str) -> Finding | None:
+        """One finding by id, or None."""
+        ...
+
+
+DetectHook = Callable[[Batch], list[Finding]]
+"""Runs detection over a batch just stored (the pipeline runner, when one is wired in)."""
+
+BaselineSource = Callable[[str, str], list[dict[str, Any]]]
+"""(entity type, entity id) → baseline rows (metric, n, mean, std), from the pipeline."""
+
+
+@dataclass(slots=True)
+class ApiState:
+    """Everything a request handler needs, built once by `create_app`."""
+
+    settings: ApiSettings
+    store: Store
+    mgmt: ManagementStore
+    findings: FindingsSource
+    metrics: ApiMetrics
+    detect: DetectHook | None = None
+    baselines: BaselineSource | None = None
+    # One connection serves every request: DuckDB connections are not safe to share
+    # between threads, so store calls take this lock (appends are short; parsing is not
+    # done under it).
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal of ``token``, cached for ``token_cache_seconds``."""
+        hit = self._tokens.get(token)
+        if hit and hit[1] > time.monotonic():
+            return hit[0]
+        with self.lock:
+            found = verify_token(self.mgmt, token)
+        if found is not None:
+            self._tokens[token] = (found, time.monotonic() + self.settings.token_cache_seconds)
+        return found
+
+    def forget_tokens(self) -> None:
+        """Drop cached verifications (after a revoke)."""
+        self._tokens.clear()
+
+
+def get_state(request: Request) -> ApiState:
+    """The app's `ApiState`."""
+    state: ApiState = request.app.state.kestrel
+    return state
+
+
+State = Annotated[ApiState, Depends(get_state)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A Kestrel token (`kestrel token create --role admin|analyst|agent`).",
+)
+_SAFE = frozenset({"GET", "HEAD"})
+
+
+def _presented(request: Request, creds: HTTPAuthorizationCredentials | None) -> str | None:
+    """The bearer token, else the dashboard cookie. The cookie counts for a state-changing
+    request only with htmx's ``HX-Request`` header, which another site cannot add without
+    a CORS preflight this server never grants (a CSRF guard beside SameSite=Strict)."""
+    if creds is not None:
+        return creds.credentials
+    cookie = request.cookies.get(COOKIE)
+    if cookie and (request.method in _SAFE or request.headers.get("hx-request") == "true"):
+        return cookie
+    return None
+
+
+def get_principal(
+    request: Request,
+    state: State,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller; 401 for a missing, malformed, unknown, revoked or expired token."""
+    token = _presented(request, creds)
+    found = state.authenticate(token) if token else None
+    if found is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing, invalid or expired token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return found
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets only ``roles`` through (403 for the others)."""
+    allowed = frozenset(roles)
+
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"role {principal.role} may not do this ({names} may)"
+            )
+        return principal
+
+    return check
+
+
+STAFF = (Role.ADMIN, Role.ANALYST)
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+Staff = Annotated[Principal, Depends(require(*STAFF))]
+Sender = Annotated[Principal, Depends(require(Role.ADMIN, Role.AGENT))]
+Agent = Annotated[Principal, Depends(require(Role.AGENT))]
+Anyone = Annotated[Principal, Depends(get_principal)]

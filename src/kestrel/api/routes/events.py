@@ -1,0 +1,151 @@
+"""``POST /api/v1/events``: batched intake for agents and shippers."""
+
+from __future__ import annotations
+
+import json
+from time import perf_counter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from kestrel.api.auth import Principal, Role
+from kestrel.api.deps import ApiState, Sender, State
+from kestrel.api.intake import IntakeError, Parsed, gunzip, parse_body, rejection_list
+from kestrel.api.routes import AUTH_ERRORS
+from kestrel.api.schemas import IntakeResult, Problem
+from kestrel.ingest.base import rejected_table
+from kestrel.store import AppendResult
+
+router = APIRouter(tags=["events"], responses=AUTH_ERRORS)
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Events: a JSON array, JSON Lines, or either gzip-compressed "
+        "(Content-Encoding: gzip or a gzip body). Agent envelopes, CloudTrail records, "
+        "metric rows: any format `kestrel ingest` reads.",
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+FormatParam = Annotated[
+    str,
+    Query(
+        pattern="^[a-z][a-z0-9-]{0,31}$",
+        description="Reader: auto (sniffed), agent, cloudtrail, metrics, ...",
+    ),
+]
+
+
+@router.post(
+    "/events",
+    response_model=IntakeResult,
+    openapi_extra=_BODY_DOC,
+    responses={413: {"model": Problem, "description": "Body or record count over the limit"}},
+)
+async def post_events(
+    request: Request, state: State, who: Sender, format: FormatParam = "auto"
+) -> IntakeResult:
+    """Store a batch of events; duplicates (same ``event_id``) are counted, not stored.
+
+    Answers 200 when at least one record was read (rejected ones are listed), 422 when
+    none could be, 413 when the body is over the limit.
+    """
+    try:
+        body = await _read_capped(request, state.settings.max_body_bytes)
+        version = request.headers.get("x-kestrel-agent-version")
+        result = await run_in_threadpool(accept, state, who, body, format, version)
+    except IntakeError as exc:
+        state.metrics.requests.labels(str(exc.status)).inc()
+        raise
+    state.metrics.requests.labels("200").inc()
+    return result
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) anything over ``limit`` without holding more of it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise IntakeError(413, f"body larger than {limit} bytes")
+    parts: list[bytes] = []
+    size = 0
+    async for piece in request.stream():
+        size += len(piece)
+        if size > limit:
+            raise IntakeError(413, f"body larger than {limit} bytes")
+        parts.append(piece)
+    return b"".join(parts)
+
+
+def accept(
+    state: ApiState, who: Principal, body: bytes, fmt: str, version: str | None
+) -> IntakeResult:
+    """Parse, store, note the agent, run detection: one request's work, off the event loop."""
+    s = state.settings
+    started = perf_counter()
+    parsed = parse_body(gunzip(body, s.max_decoded_bytes), fmt, f"api/{who.name}", s.max_events)
+    state.metrics.stage_seconds.labels("parse").observe(perf_counter() - started)
+    result = _store(state, parsed)
+    if who.role is Role.AGENT and who.agent_id:
+        _note_agent(state, who.agent_id, parsed, version)
+    if state.detect is not None and parsed.batch.num_rows:
+        _detect(state, parsed)
+    _count(state, parsed, result)
+    return IntakeResult(
+        format=parsed.format, read=parsed.read, stored=result.stored,
+        duplicates=result.duplicates, rejected=len(parsed.rejected),
+        rejections=rejection_list(parsed.rejected),
+    )  # fmt: skip
+
+
+def _store(state: ApiState, parsed: Parsed) -> AppendResult:
+    state.metrics.queue_depth.inc()
+    try:
+        with state.lock:
+            started = perf_counter()
+            result = state.store.append(parsed.batch)
+            if parsed.rejected:
+                state.store.append_rejected(rejected_table(parsed.rejected, parsed.format))
+    finally:
+        state.metrics.queue_depth.dec()
+    state.metrics.stage_seconds.labels("store").observe(perf_counter() - started)
+    return result
+
+
+def _detect(state: ApiState, parsed: Parsed) -> None:
+    assert state.detect is not None
+    started = perf_counter()
+    for finding in state.detect(parsed.batch):
+        state.metrics.findings_new.labels(str(finding.severity)).inc()
+    state.metrics.stage_seconds.labels("detect").observe(perf_counter() - started)
+
+
+def _count(state: ApiState, parsed: Parsed, result: AppendResult) -> None:
+    m, fmt = state.metrics, parsed.format
+    m.events_received.labels(fmt).inc(parsed.read)
+    m.events_stored.labels(fmt).inc(result.stored)
+    m.events_duplicate.labels(fmt).inc(result.duplicates)
+    m.events_rejected.labels(fmt).inc(len(parsed.rejected))
+
+
+def _note_agent(state: ApiState, agent_id: str, parsed: Parsed, version: str | None) -> None:
+    """Inventory: last seen now, and host facts from the newest ``system`` event."""
+    hosts = parsed.batch.column("host").drop_null().to_pylist() if parsed.batch.num_rows else []
+    with state.lock:
+        state.mgmt.agent_seen(agent_id, hosts[-1] if hosts else None, version, _facts(parsed))
+
+
+def _facts(parsed: Parsed) -> dict[str, Any] | None:
+    if parsed.batch.num_rows == 0:
+        return None
+    classes = parsed.batch.column("class").to_pylist()
+    raws = parsed.batch.column("raw").to_pylist()
+    system = [raw for cls, raw in zip(classes, raws, strict=True) if cls == "system"]
+    if not system:
+        return None
+    payload = json.loads(system[-1]).get("payload", {})
+    return {k: v for k, v in payload.items() if k != "hostname"} or None

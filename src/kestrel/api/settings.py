@@ -1,0 +1,26 @@
+"""The API's settings: one frozen dataclass, so `create_app(settings)` says what runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Where the store is and how much one intake request may carry.
+
+    The limits are what keeps one sender from taking the server down: a body over
+    ``max_body_bytes`` (as sent) or over ``max_decoded_bytes`` (after gunzip; a gzip bomb)
+    is refused with 413 before it is parsed, and so is a request over ``max_events``.
+    """
+
+    db: str = ":memory:"
+    max_body_bytes: int = 16 * MIB
+    max_decoded_bytes: int = 64 * MIB
+    max_events: int = 100_000
+    # How long a verified token is trusted without asking the store again (revoking a
+    # token in this process clears it at once; another process sees it after this long).
+    token_cache_seconds: float = 5.0
+    secure_cookies: bool = False  # set behind TLS so the dashboard cookie is HTTPS-only

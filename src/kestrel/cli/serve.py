@@ -1,0 +1,100 @@
+"""`kestrel serve` (the API and dashboard) and `kestrel token create|list|revoke`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from kestrel.cli import app, console, err_console
+from kestrel.config import default_db
+
+DB_OPTION = typer.Option(
+    None, "--db", help="Store: a DuckDB file (default ~/.kestrel/kestrel.duckdb)."
+)
+token_app = typer.Typer(help="API tokens (hashed at rest; a secret is shown once).")
+app.add_typer(token_app, name="token")
+
+
+@app.command()
+def serve(
+    db: str | None = DB_OPTION,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Serve the management API (/api/v1, OpenAPI at /api/v1/docs) and the dashboard (/)."""
+    import uvicorn
+
+    from kestrel.api import ApiSettings, create_app
+
+    application = create_app(ApiSettings(db=db or default_db()))
+    console.print(f"Kestrel on http://{host}:{port}/  (API docs: /api/v1/docs)", highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., "--role", help="admin, analyst or agent."),
+    name: str = typer.Option(..., "--name", help="Who or what holds it (agent: its id)."),
+    ttl_hours: float | None = typer.Option(None, "--ttl-hours", help="Expire after this."),
+    agent_id: str | None = typer.Option(None, "--agent-id", help="Agent tokens: the agent."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Create a token and print it once; only its SHA-256 is stored."""
+    from datetime import timedelta
+
+    from kestrel.api.auth import Role, create_token
+    from kestrel.errors import ConfigError
+    from kestrel.store import open_store
+    from kestrel.store.management import ManagementStore
+
+    if role not in {r.value for r in Role}:
+        raise ConfigError(f"unknown role {role!r}; use admin, analyst or agent")
+    store = open_store(db or default_db())
+    try:
+        mgmt = ManagementStore(store)
+        ttl = timedelta(hours=ttl_hours) if ttl_hours else None
+        token, record = create_token(mgmt, Role(role), name, ttl, agent_id)
+        mgmt.audit("cli", "token.create", record.token_id, {"role": role, "name": name})
+    finally:
+        store.close()
+    err_console.print(f"{role} token {record.token_id} for {name} (shown once):", highlight=False)
+    print(token)
+
+
+@token_app.command("list")
+def token_list(db: str | None = DB_OPTION) -> None:
+    """List tokens (never their secrets)."""
+    from kestrel.store import open_store
+    from kestrel.store.management import ManagementStore
+
+    store = open_store(db or default_db())
+    try:
+        records = ManagementStore(store).tokens()
+    finally:
+        store.close()
+    table = Table(title="tokens")
+    for col in ("id", "name", "role", "created", "expires", "revoked"):
+        table.add_column(col)
+    for r in records:
+        expires = f"{r.expires:%Y-%m-%d %H:%M}" if r.expires else "-"
+        created = f"{r.created:%Y-%m-%d %H:%M}"
+        table.add_row(r.token_id, r.name, r.role, created, expires, str(r.revoked))
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, db: str | None = DB_OPTION) -> None:
+    """Revoke a token by its id."""
+    from kestrel.errors import ConfigError
+    from kestrel.store import open_store
+    from kestrel.store.management import ManagementStore
+
+    store = open_store(db or default_db())
+    try:
+        mgmt = ManagementStore(store)
+        if not mgmt.revoke_token(token_id):
+            raise ConfigError(f"no token {token_id}")
+        mgmt.audit("cli", "token.revoke", token_id, {})
+    finally:
+        store.close()
+    console.print(f"revoked {token_id}")
