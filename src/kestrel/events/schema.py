@@ -201,7 +201,7 @@ COLUMNS: tuple[Column, ...] = (
         "YARA rules matching the content of the event's file: `namespace:rule`, comma-separated.",
     ),
     Column("geo_ip", _S, "The remote address looked up for GeoIP (dst_ip outbound, else src_ip)."),
-    Column("geo_country", _S, "ISO 3166 country code of geo_ip; `private` for private ranges."),
+    Column("geo_country", _S, "ISO 3166 code of geo_ip; `private` or `reserved` off the internet."),
     Column("geo_city", _S, "City of geo_ip (English name), where the database has one."),
     Column("geo_asn", _I, "Autonomous system number of geo_ip, where an ASN database is given."),
     Column("geo_as_org", _S, "Organisation of that autonomous system."),
