@@ -1,0 +1,140 @@
+"""Labelled datasets for the cloud evaluation, each as groups of raw records with labels.
+
+A *group* is evaluated on its own (fresh detectors, its own scratch store): one Stratus Red
+Team detonation, one Panther test case, one generated day. Labels are per record:
+
+* ``stratus``: every record of a detonation is positive (the authors recorded only the
+  attack); the label is the Stratus technique id. There are no negatives.
+* ``panther``: each Panther rule test case is one CloudTrail record; positive when the case
+  expects *its* rule to fire. A negative is negative for that one rule only, so a flagged
+  negative may well be suspicious for another reason: the harness lists them all.
+* ``generated:<scenario>``: `kestrel.eval.generate` output; records named in the labels file
+  are positive (label = scenario), everything else negative. Synthetic.
+* ``otrf``: OTRF's CloudGoat S3 exfiltration replay; every record positive (the dataset is
+  the attack window), label T1078.004 / T1530.
+
+Harness-only strings (Stratus' ``stratus-red-team_<uuid>`` user agent, resource names that
+carry ``stratus``) are rewritten in every record before detection (`scrub`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kestrel.errors import ConfigError
+from kestrel.eval.generate import SCENARIOS, generate
+
+_HARNESS = re.compile(rb"(?i)stratus[-_ ]?red[-_ ]?team|stratus")
+
+
+@dataclass
+class Record:
+    """One raw record and its label (``positive`` and a label name)."""
+
+    raw: bytes
+    positive: bool
+    label: str
+    fmt: str = "cloudtrail"
+    key: str = ""  # where the record came from (file / case name)
+
+
+@dataclass
+class Group:
+    """Records evaluated together, with fresh detectors."""
+
+    name: str
+    records: list[Record] = field(default_factory=list)
+
+
+def scrub(raw: bytes) -> bytes:
+    """Rewrite strings only a test harness emits, so no detection can key on them.
+
+    >>> scrub(b'{"userAgent":"stratus-red-team_1b2c","bucket":"my-stratus-x"}')
+    b'{"userAgent":"redacted_1b2c","bucket":"my-redacted-x"}'
+    """
+    return _HARNESS.sub(b"redacted", raw)
+
+
+def load(name: str, root: Path) -> list[Group]:
+    """The groups of dataset ``name`` under ``root`` (the shared datasets folder)."""
+    if name == "stratus":
+        return list(stratus(root / "stratus_red_team" / "stratus_detonation_logs.zip"))
+    if name == "panther":
+        return list(panther(root / "panther_cloudtrail_tests" /
+                            "panther_aws_cloudtrail_rule_tests.jsonl.gz"))  # fmt: skip
+    if name == "otrf":
+        path = root / "otrf_security_datasets" / "atomic" / "aws" / "collection"
+        return [otrf(path / "ec2_proxy_s3_exfiltration.zip")]
+    if name.startswith("generated"):
+        scenario = name.partition(":")[2] or "all"
+        return [generated(scenario)]
+    raise ConfigError(f"unknown dataset {name!r}; known: stratus, panther, otrf, "
+                      f"generated[:{'|'.join(SCENARIOS)}|all]")  # fmt: skip
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def stratus(path: Path) -> Iterator[Group]:
+    """One group per Stratus technique's detonation log."""
+    _need(path)
+    with zipfile.ZipFile(path) as zf:
+        for member in sorted(zf.namelist()):
+            if not member.startswith("detonation-logs/") or not member.endswith(".json"):
+                continue
+            technique = Path(member).stem
+            recs = json.loads(zf.read(member))
+            yield Group(technique, [Record(_dumps(r), True, technique, key=technique)
+                                    for r in recs])  # fmt: skip
+
+
+def panther(path: Path) -> Iterator[Group]:
+    """One group per Panther rule test case."""
+    _need(path)
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            case = json.loads(line)
+            name = f"{case['rule_id']}::{case['test_name']}"
+            rec = Record(_dumps(case["log"]), bool(case["expected_result"]), case["rule_id"],
+                         key=name)  # fmt: skip
+            yield Group(f"{i:03d} {name}", [rec])
+
+
+def otrf(path: Path) -> Group:
+    """The CloudGoat S3 exfiltration replay (JSON lines in a zip), all positive."""
+    _need(path)
+    group = Group("otrf:ec2_proxy_s3_exfiltration")
+    with zipfile.ZipFile(path) as zf:
+        for member in zf.namelist():
+            if member.endswith((".json", ".jsonl")):
+                for line in io.TextIOWrapper(zf.open(member), encoding="utf-8"):
+                    if line.strip():
+                        group.records.append(Record(line.strip().encode(), True, "T1530"))
+    return group
+
+
+def generated(scenario: str, hours: int = 24, seed: int = 7) -> Group:
+    """A generated day (normal traffic plus ``scenario``), labelled from its labels file."""
+    gen = generate(scenario, hours, seed)
+    labels = {str(lab["id"]): str(lab["scenario"]) for lab in gen.labels}
+    group = Group(f"generated:{scenario}")
+    for rec in gen.cloudtrail:
+        label = labels.get(rec["eventID"], "normal")
+        group.records.append(Record(_dumps(rec), label != "normal", label, "cloudtrail"))
+    for row in gen.metrics:
+        label = labels.get(str(row.get("sample_id")), "normal")
+        group.records.append(Record(_dumps(row), label != "normal", label, "metrics"))
+    return group
+
+
+def _need(path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(f"dataset file not found: {path}")
