@@ -6,6 +6,9 @@
       ConfigError     bad settings or arguments
       SourceError     a whole source Kestrel cannot read: unknown format, unreadable archive
       StoreError      the store cannot be opened or written
+      HuntError       a hunt that cannot run (hunt language)
+        HuntSyntaxError   malformed statement: line, column, what was expected, a hint
+        HuntNameError     unknown variable, entity type, relation or attribute ("did you mean")
 
 Bad *records* are not exceptions: a reader turns each into a `Rejected` row with its source
 position and goes on. Only a source that cannot be read at all raises `SourceError`. The CLI
@@ -29,3 +32,26 @@ class SourceError(KestrelError):
 
 class StoreError(KestrelError):
     """The store cannot be opened, migrated or written."""
+
+
+class HuntError(KestrelError):
+    """A hunt that cannot run: the message names the statement's line and column."""
+
+    def __init__(self, message: str, line: int = 0, col: int = 0, hint: str = "") -> None:
+        self.message, self.line, self.col, self.hint = message, line, col, hint
+        where = f"line {line}, column {col}: " if line else ""
+        super().__init__(where + message + (f" ({hint})" if hint else ""))
+
+
+class HuntSyntaxError(HuntError):
+    """A malformed statement; ``expected`` lists what the parser could have taken there."""
+
+    def __init__(
+        self, message: str, line: int, col: int, expected: tuple[str, ...] = (), hint: str = ""
+    ) -> None:
+        self.expected = expected
+        super().__init__(message, line, col, hint)
+
+
+class HuntNameError(HuntError):
+    """An unknown variable, entity type, relation or attribute, with a "did you mean"."""

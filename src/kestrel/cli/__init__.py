@@ -41,6 +41,7 @@ def _register() -> None:
     # Command modules import heavy libraries (DuckDB, Arrow) lazily inside their commands so
     # that `kestrel --help` starts fast; registering them here only defines the commands.
     from kestrel.cli import ingest, scan, serve, sigma  # noqa: F401
+    from kestrel.cli import hunt  # noqa: F401
 
 
 def main() -> None:

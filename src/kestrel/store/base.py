@@ -67,6 +67,18 @@ class Store(Protocol):
         """Run SQL written in this store's ``dialect``; for hunts and the API."""
         ...
 
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        """Run a statement that returns no rows (the hunt session's temporary tables)."""
+        ...
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make an Arrow table queryable as ``name`` until `unregister` (hunt sources)."""
+        ...
+
+    def unregister(self, name: str) -> None:
+        """Forget a table made queryable by `register`."""
+        ...
+
     def stats(self) -> Stats:
         """Counts per source and class, and rejected records."""
         ...

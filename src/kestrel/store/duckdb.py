@@ -101,6 +101,15 @@ class DuckDBStore:
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         return self._con.sql(sql, params=params or None).to_arrow_table()
 
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self._con.execute(sql, params or []).fetchall()
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self._con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self._con.unregister(name)
+
     def stats(self) -> Stats:
         by_source = dict(
             self._con.execute(

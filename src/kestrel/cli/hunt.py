@@ -1,0 +1,91 @@
+"""`kestrel hunt FILE.hf` / `kestrel hunt -e '…'`: run a huntbook, show what it displays."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+
+from kestrel.cli import app, console
+
+
+@app.command()
+def hunt(
+    huntbook: Path | None = typer.Argument(None, help="A huntbook (.hf) to run."),
+    execute: str | None = typer.Option(None, "--execute", "-e", help="Hunt text to run."),
+    db: str | None = typer.Option(
+        None, "--db", help="Store: a DuckDB file (default ~/.kestrel/kestrel.duckdb)."
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    ignore_case: bool = typer.Option(
+        False, "--ignore-case", "-i", help="String comparisons ignore case."
+    ),
+) -> None:
+    """Run a hunt-flow over the store (or the files its GETs name)."""
+    from kestrel.config import default_db
+    from kestrel.errors import ConfigError
+    from kestrel.hunt.session import Session
+    from kestrel.store import open_store
+
+    if (huntbook is None) == (execute is None):
+        raise ConfigError("give a huntbook file or -e 'hunt text' (one of them)")
+    if fmt not in ("table", "json"):
+        raise ConfigError(f"--format is table or json, not {fmt!r}")
+    text = execute if execute is not None else _read(huntbook)
+    store = open_store(db or default_db())
+    try:
+        with Session(store, ignore_case=ignore_case) as session:
+            displays = session.execute(text)
+            summary = _summary(session) if not displays else None
+    finally:
+        store.close()
+    _render(displays, summary, fmt)
+
+
+def _read(path: Path | None) -> str:
+    from kestrel.errors import ConfigError
+
+    assert path is not None
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read huntbook {path}: {exc.strerror}") from exc
+
+
+def _summary(session: object) -> list[dict[str, object]]:
+    from kestrel.hunt.session import Session
+
+    assert isinstance(session, Session)
+    return [{"variable": name, "type": info.entity_type,
+             "entities": session.count(name)}
+            for name, info in session.variables.items()]  # fmt: skip
+
+
+def _render(displays: Sequence[object], summary: list[dict[str, object]] | None, fmt: str) -> None:
+    from kestrel.hunt.display import TableDisplay, TextDisplay, to_json
+
+    if fmt == "json":
+        print(to_json(list(displays)) if summary is None else json.dumps(summary))  # type: ignore[arg-type]
+        return
+    for d in displays:
+        if isinstance(d, TableDisplay):
+            console.print(_rich_table(d.title, d.table.column_names, d.table.to_pylist()))
+        elif isinstance(d, TextDisplay):
+            console.rule(d.title)
+            console.print(d.text, highlight=False, markup=False)
+    if summary:
+        rows = [dict(s) for s in summary]
+        console.print(_rich_table("variables", ["variable", "type", "entities"], rows))
+
+
+def _rich_table(title: str, columns: list[str], rows: list[dict[str, object]]) -> object:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    return table

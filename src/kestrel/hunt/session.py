@@ -1,0 +1,230 @@
+"""A hunt session: variables as temporary tables in the store, statements run one by one.
+
+The session parses a hunt, asks the compiler for one SELECT per command and materializes
+each variable as ``CREATE TEMP TABLE … AS SELECT …`` in the store, so the whole hunt runs in
+the engine and a variable costs one table. Inspection commands (DISP, INFO, DESCRIBE,
+EXPLAIN) return display objects; nothing here prints. Errors are `HuntError`s with the
+statement's line and column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from kestrel.errors import HuntError, HuntNameError
+from kestrel.hunt import ast
+from kestrel.hunt.compile import Compiler, VarInfo, entity_type
+from kestrel.hunt.display import Display, TableDisplay, TextDisplay
+from kestrel.hunt.format import format_statement
+from kestrel.hunt.parser import parse
+from kestrel.hunt.sources import SourceTables
+from kestrel.store import Store
+
+_SESSIONS = itertools.count(1)
+
+
+class Session:
+    """Runs hunts over ``store``; variables live as long as the session.
+
+    Args:
+        store: where the events are (and where variables are kept); an empty in-memory
+            DuckDB store when omitted.
+        ignore_case: string comparisons (=, !=, IN, LIKE, MATCHES) ignore case.
+        now: the time ``LAST n DAYS`` counts back from (tests pin it).
+    """
+
+    def __init__(
+        self, store: Store | None = None, *, ignore_case: bool = False, now: datetime | None = None
+    ) -> None:
+        if store is None:
+            from kestrel.store import DuckDBStore
+
+            store = DuckDBStore(":memory:")
+        self.store = store
+        self.ignore_case = ignore_case
+        self.now = now
+        self._vars: dict[str, VarInfo] = {}
+        self._prefix = f"_hunt{next(_SESSIONS)}_"
+        self._sources = SourceTables(store, self._prefix)
+        self._tables = itertools.count(1)
+        self._last_source: tuple[str, ...] = ("store",)
+        self._sigma_tables: dict[tuple[str, str], str] = {}
+
+    # -- public surface -----------------------------------------------------------------------
+
+    def execute(self, text: str) -> list[Display]:
+        """Run a hunt-flow; returns what its DISP / INFO / EXPLAIN / APPLY … statements show."""
+        out: list[Display] = []
+        for statement in parse(text).statements:
+            out.extend(self.run(statement))
+        return out
+
+    def run(self, statement: ast.Statement) -> list[Display]:
+        """Run one parsed statement."""
+        handler = _HANDLERS.get(type(statement.command))
+        if handler is None:
+            raise HuntError(f"{type(statement.command).__name__} is not supported yet")
+        return handler(self, statement)
+
+    def variable(self, name: str) -> pa.Table:
+        """The entities of a variable, as DISP would show them (all attributes)."""
+        return self._query(self._compiler().disp(ast.VarExpr(name)))
+
+    def count(self, name: str) -> int:
+        """How many entities (rows) a variable holds."""
+        var = self.variable_info(name, ast.NOWHERE)
+        return int(
+            self.store.query(f'SELECT count(*) AS n FROM "{var.table}"').column("n")[0].as_py()
+        )
+
+    def info(self, name: str) -> VarInfo:
+        """What the session knows about a variable."""
+        return self.variable_info(name, ast.NOWHERE)
+
+    @property
+    def variables(self) -> dict[str, VarInfo]:
+        """The variables defined so far."""
+        return dict(self._vars)
+
+    def close(self) -> None:
+        """Drop the session's tables (the store itself stays open: it belongs to the caller)."""
+        for var in self._vars.values():
+            self.store.execute(f'DROP TABLE IF EXISTS "{var.table}"')
+        self._vars.clear()
+        self._sources.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- catalog (for the compiler) -----------------------------------------------------------
+
+    def variable_info(self, name: str, span: ast.Span) -> VarInfo:
+        """The variable ``name`` or HuntNameError with a "did you mean"."""
+        if name in self._vars:
+            return self._vars[name]
+        close = difflib.get_close_matches(name, list(self._vars), n=1)
+        hint = f"did you mean {close[0]}?" if close else ""
+        raise HuntNameError(f"no variable {name!r}", span.line, span.col, hint)
+
+    def is_variable(self, name: str) -> bool:
+        """Whether ``name`` is a variable now."""
+        return name in self._vars
+
+    # -- helpers the command handlers share ---------------------------------------------------
+
+    def _compiler(self) -> Compiler:
+        return Compiler(_Catalog(self), self.store.dialect, self.now, self.ignore_case, self._sigma)
+
+    def _sql(self, query: exp.Expr) -> str:
+        return query.sql(dialect=self.store.dialect)
+
+    def _query(self, query: exp.Expr) -> pa.Table:
+        return self.store.query(self._sql(query))
+
+    def _assign(
+        self, statement: ast.Statement, query: exp.Select, etype: str, source: str
+    ) -> list[Display]:
+        """Materialize ``query`` as the statement's target variable."""
+        name = statement.target or "_"
+        table = f"{self._prefix}v{next(self._tables)}"
+        sql = self._sql(query)
+        self.store.execute(f'CREATE TEMP TABLE "{table}" AS {sql}')
+        columns = tuple(self.store.query(f'SELECT * FROM "{table}" LIMIT 0').column_names)
+        self._replace(name, VarInfo(name, table, etype, columns, source, sql))
+        return []
+
+    def _replace(self, name: str, info: VarInfo) -> None:
+        old = self._vars.get(name)
+        self._vars[name] = info
+        if old is not None:
+            self.store.execute(f'DROP TABLE IF EXISTS "{old.table}"')
+
+    def _assign_table(
+        self, statement: ast.Statement, table: pa.Table, etype: str, source: str = "events"
+    ) -> list[Display]:
+        """Materialize rows made in Python (NEW, LOAD, APPLY) as the target variable."""
+        from kestrel.hunt.tables import with_identity
+
+        staged = f"{self._prefix}in{next(self._tables)}"
+        self.store.register(staged, table)
+        try:
+            query = with_identity(entity_type(etype, statement.span), staged, table.column_names)
+            return self._assign(statement, query, etype, source)
+        finally:
+            self.store.unregister(staged)
+
+    def _sigma(self, rule: str, span: ast.Span) -> exp.Select:
+        from kestrel.hunt.sigma import matched_events
+
+        source = self._current_source
+        key = (rule, source)
+        if key not in self._sigma_tables:
+            name = f"{self._prefix}sigma{next(self._tables)}"
+            matched_events(self.store, source, rule, name, span)
+            self._sigma_tables[key] = name
+        return exp.select("event_id").from_(exp.to_table(self._sigma_tables[key]))
+
+    _current_source = "events"
+
+
+class _Catalog:
+    """The compiler's view of a session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def variable(self, name: str, span: ast.Span) -> VarInfo:
+        return self._session.variable_info(name, span)
+
+    def is_variable(self, name: str) -> bool:
+        return self._session.is_variable(name)
+
+
+Handler = Callable[[Session, ast.Statement], list[Display]]
+
+
+def _handlers() -> dict[type[Any], Handler]:
+    from kestrel.hunt import commands
+
+    return commands.HANDLERS
+
+
+class _LazyHandlers(dict[type[Any], Handler]):
+    """The command table, imported on first use (keeps `import kestrel.hunt` light)."""
+
+    def get(self, key: type[Any], default: Any = None) -> Any:
+        if not self:
+            self.update(_handlers())
+        return super().get(key, default)
+
+
+_HANDLERS: dict[type[Any], Handler] = _LazyHandlers()
+
+
+def statement_text(statement: ast.Statement) -> str:
+    """The statement in canonical form (INFO shows how a variable was made)."""
+    return format_statement(statement)
+
+
+def resolve_path(path: str) -> Path:
+    """A SAVE / LOAD path: ``file://`` URIs and ``~`` are accepted."""
+    from kestrel.hunt.sources import local_path
+
+    return local_path(path)
+
+
+__all__ = ["Display", "Session", "TableDisplay", "TextDisplay"]
