@@ -42,6 +42,7 @@ def _register() -> None:
     # that `kestrel --help` starts fast; registering them here only defines the commands.
     from kestrel.cli import ingest, scan, serve, sigma  # noqa: F401
     from kestrel.cli import hunt  # noqa: F401
+    from kestrel.cli import detect  # noqa: F401
 
 
 def main() -> None:
