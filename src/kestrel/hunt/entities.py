@@ -52,8 +52,9 @@ class EntityType:
 
     @property
     def primary(self) -> tuple[Role, ...]:
-        """The roles GET projects: every role but a process's parent role."""
-        return tuple(r for r in self.roles if r.name != "parent")
+        """The roles GET projects: all of them (a process named only as a parent is a
+        process too, as in Kestrel 1.x, where every process object of a record matched)."""
+        return self.roles
 
     def canonical(self, attr: str) -> str | None:
         """The canonical name of ``attr`` for this type, or None when it is not ours."""
