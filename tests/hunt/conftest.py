@@ -3,6 +3,7 @@ files and users, and two cloud API calls. Each row says in ``source_event`` what
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,9 @@ _ROWS: list[dict[str, Any]] = [
 
 def hunt_batch() -> pa.Table:
     """The rows above as an event batch, one minute apart."""
+    for row in _ROWS:  # Sysmon process creation, so Sigma's logsource dispatch finds them
+        if row["class"] == "process":
+            row.update(channel="Microsoft-Windows-Sysmon/Operational", event_code=1)
     names = sorted({k for row in _ROWS for k in row})
     columns: dict[str, Any] = {n: [row.get(n) for row in _ROWS] for n in names}
     n = len(_ROWS)
@@ -63,7 +67,7 @@ def hunt_batch() -> pa.Table:
     times = [T0.replace(minute=i) for i in range(n)]
     columns["time"] = pa.array(times, pa.timestamp("us", "UTC"))
     columns["source"] = ["test"] * n
-    columns["raw"] = ["{}"] * n
+    columns["raw"] = [json.dumps(row) for row in _ROWS]
     return make_batch(columns, n)
 
 

@@ -225,3 +225,24 @@ def test_get_from_a_file_source(session: Session, tmp_path: Path) -> None:
     session.execute(f"p = GET process FROM file://{path} WHERE name = 'evil.exe'\nq = GET process")
     assert names(session, "p", "pid") == [7]
     assert names(session, "q", "pid") == [7]  # FROM is remembered, as in Kestrel
+
+
+SIGMA_RULE = """
+title: Whoami execution
+id: 8c2a9d4e-0000-4000-8000-000000000001
+status: test
+logsource: {category: process_creation, product: windows}
+detection:
+  selection: {CommandLine|contains: 'whoami'}
+  condition: selection
+level: medium
+"""
+
+
+def test_get_where_sigma(session: Session, tmp_path: Path) -> None:
+    rule = tmp_path / "whoami.yml"
+    rule.write_text(SIGMA_RULE)
+    session.execute(f"p = GET process WHERE SIGMA '{rule}'")
+    # the rule matches the records of cmd.exe /c whoami and whoami /all: their processes,
+    # and the parents those records name
+    assert names(session, "p", "pid") == [100, 200, 300]
