@@ -9,6 +9,8 @@
       HuntError       a hunt that cannot run (hunt language)
         HuntSyntaxError   malformed statement: line, column, what was expected, a hint
         HuntNameError     unknown variable, entity type, relation or attribute ("did you mean")
+      PlaybookError   a playbook or response policy that does not validate: file and field
+      ActionError     a response action refused by policy, rate-limited, or failed
 
 Bad *records* are not exceptions: a reader turns each into a `Rejected` row with its source
 position and goes on. Only a source that cannot be read at all raises `SourceError`. The CLI
@@ -55,3 +57,13 @@ class HuntSyntaxError(HuntError):
 
 class HuntNameError(HuntError):
     """An unknown variable, entity type, relation or attribute, with a "did you mean"."""
+
+
+class PlaybookError(KestrelError):
+    """A playbook or response policy that does not validate; the message names the file and
+    the field (``steps.0.action``) so the author knows what to fix."""
+
+
+class ActionError(KestrelError):
+    """A response action that failed or was refused; the executor audits it and applies the
+    playbook's ``on_error``."""

@@ -7,8 +7,13 @@ its state, if any, is handed to the pipeline to checkpoint. Every registered det
 
 from kestrel.detect.base import Detector
 from kestrel.detect.cloud import CLOUD_DETECTORS
+from kestrel.detect.endpoint import EndpointEnsembleDetector
 from kestrel.detect.sigma import SigmaDetector
 
-DETECTORS: dict[str, type[Detector]] = {"sigma": SigmaDetector, **CLOUD_DETECTORS}
+DETECTORS: dict[str, type[Detector]] = {
+    "sigma": SigmaDetector,
+    **CLOUD_DETECTORS,
+    "endpoint": EndpointEnsembleDetector,
+}
 
 __all__ = ["DETECTORS", "Detector"]
