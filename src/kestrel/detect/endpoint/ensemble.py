@@ -195,3 +195,9 @@ class EndpointEnsembleDetector:
 def scores_array(frame: pl.DataFrame) -> np.ndarray:
     """The ensemble scores as a NumPy array (for evaluation plots)."""
     return frame.get_column("score").to_numpy() if frame.height else np.zeros(0)
+
+
+def training_frames(batch: Batch, window_minutes: int = 60) -> dict[str, pl.DataFrame]:
+    """Feature rows per class of a batch of history, for `IsolationModel.fit`."""
+    frame = EndpointEnsembleDetector(window_minutes=window_minutes, auto_train=0)._frame(batch)
+    return {c: frame.filter(pl.col("class") == c).select(FEATURES[c]) for c in ENDPOINT_CLASSES}
