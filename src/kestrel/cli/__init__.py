@@ -44,6 +44,7 @@ def _register() -> None:
     from kestrel.cli import hunt  # noqa: F401
     from kestrel.cli import detect  # noqa: F401
     from kestrel.cli import audit, playbook  # noqa: F401
+    from kestrel.cli import agent  # noqa: F401
     from kestrel.cli import endpoint  # noqa: F401
 
 

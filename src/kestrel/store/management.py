@@ -199,6 +199,23 @@ class ManagementStore:
         )
         return [{**r, "params": json.loads(r["params"])} for r in rows]
 
+    def action_result(self, agent_id: str, action_id: str, result: dict[str, Any]) -> bool:
+        """Record what an agent reports for one of *its* actions (status ``done`` or
+        ``failed``; the result goes to the audit log). False when the agent has no such
+        action, so one agent cannot close another's."""
+        rows = self._rows(
+            "SELECT action_id FROM agent_actions WHERE action_id = ? AND agent_id = ?",
+            [action_id, agent_id],
+        )
+        if not rows:
+            return False
+        status = "done" if result.get("ok") else "failed"
+        self.store.query(
+            "UPDATE agent_actions SET status = ? WHERE action_id = ?", [status, action_id]
+        )
+        self.audit(f"agent:{agent_id}", "agent.action_result", action_id, result)
+        return True
+
     # -- policies ---------------------------------------------------------------------------
     def set_policy(self, name: str, value: Any, actor: str) -> None:
         """Record a policy value; the newest row for a name wins (history is kept)."""

@@ -10,10 +10,11 @@ import json
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, HTTPException, Path
+from pydantic import BaseModel, ConfigDict, Field
 
 from kestrel.api.deps import Admin, Agent, Staff, State
-from kestrel.api.routes import AUTH_ERRORS
+from kestrel.api.routes import AUTH_ERRORS, NOT_FOUND
 from kestrel.api.schemas import ActionCreate, ActionOut, AgentOut
 
 router = APIRouter(prefix="/agents", tags=["agents"], responses=AUTH_ERRORS)
@@ -47,3 +48,21 @@ def queue_action(agent_id: AgentId, action: ActionCreate, state: State, who: Adm
         state.mgmt.queue_action(row)
         state.mgmt.audit(who.actor, "agent.action", agent_id, row)
         return ActionOut(**state.mgmt.actions_for(agent_id)[-1])
+
+
+class ActionResultIn(BaseModel):
+    """What running an action did, as the agent reports it."""
+
+    model_config = ConfigDict(extra="forbid")
+    ok: bool
+    detail: str = Field(default="", max_length=4000)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/me/actions/{action_id}/result", status_code=204, responses=NOT_FOUND)
+def report_result(action_id: AgentId, result: ActionResultIn, state: State, who: Agent) -> None:
+    """The calling agent reports the result of one of its actions (audited)."""
+    with state.lock:
+        found = state.mgmt.action_result(who.agent_id or who.name, action_id, result.model_dump())
+    if not found:
+        raise HTTPException(404, f"no action {action_id} for this agent")
