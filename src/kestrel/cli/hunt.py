@@ -11,6 +11,10 @@ import typer
 from kestrel.cli import app, console
 
 
+# A terminal table of a million rows helps nobody; JSON output carries every row.
+MAX_TABLE_ROWS = 1000
+
+
 @app.command()
 def hunt(
     huntbook: Path | None = typer.Argument(None, help="A huntbook (.hf) to run."),
@@ -71,7 +75,11 @@ def _render(displays: Sequence[object], summary: list[dict[str, object]] | None,
         return
     for d in displays:
         if isinstance(d, TableDisplay):
-            console.print(_rich_table(d.title, d.table.column_names, d.table.to_pylist()))
+            rows = d.table.slice(0, MAX_TABLE_ROWS).to_pylist()
+            console.print(_rich_table(d.title, d.table.column_names, rows))
+            if d.table.num_rows > MAX_TABLE_ROWS:
+                console.print(f"… {d.table.num_rows - MAX_TABLE_ROWS:,} more rows "
+                              "(use LIMIT / OFFSET, or --format json for all)")  # fmt: skip
         elif isinstance(d, TextDisplay):
             console.rule(d.title)
             console.print(d.text, highlight=False, markup=False)
