@@ -10,7 +10,6 @@ import typer
 
 from kestrel.cli import app, console
 
-
 # A terminal table of a million rows helps nobody; JSON output carries every row.
 MAX_TABLE_ROWS = 1000
 
