@@ -17,6 +17,7 @@ Lookups run once per unique address per batch and are cached across batches.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import ipaddress
 from collections.abc import Mapping
@@ -110,6 +111,7 @@ class MemoryGeo:
         return self.networks[str(best)] if best is not None else None
 
 
+@functools.lru_cache(maxsize=65_536)  # the same remote addresses recur batch after batch
 def address_class(ip: str) -> str | None:
     """``private`` / ``reserved`` for non-public addresses, ``invalid``, or None (public).
 

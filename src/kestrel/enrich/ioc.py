@@ -80,7 +80,8 @@ class IocEnricher:
         return pl.concat(parts).sort(["row", "prio"])
 
     def _family_hits(self, frame: pl.DataFrame, family: str, prio: int) -> list[pl.DataFrame]:
-        cols = [c for c in FAMILIES[family] if c in frame.columns]
+        # all-null columns (file hashes on process events, ...) cost nothing to skip
+        cols = [c for c in FAMILIES[family] if c in frame.columns and _any(frame, c)]
         if family == "filename_regex":
             return [self._regexes.hits(frame, c, prio) for c in cols]
         table = self._by_family.get(family)
@@ -88,6 +89,10 @@ class IocEnricher:
             return []
         finder = _FINDERS[family]
         return [finder(frame, c, table).pipe(_label, c, prio) for c in cols]
+
+
+def _any(frame: pl.DataFrame, column: str) -> bool:
+    return frame.get_column(column).null_count() < frame.height
 
 
 def _exact(frame: pl.DataFrame, column: str, table: pl.DataFrame) -> pl.DataFrame:
@@ -107,10 +112,13 @@ def _join_rows(mask: pl.Series, keys: pl.Series, table: pl.DataFrame) -> pl.Data
 
 def _domain(frame: pl.DataFrame, column: str, table: pl.DataFrame) -> pl.DataFrame:
     """A host name matches an indicator for itself or for any parent domain."""
-    hosts = frame.get_column(column).str.to_lowercase().str.strip_chars_end(".")
+    hosts = frame.get_column(column)
     keys = set(table["key"].to_list())
-    best = {h: _parent_in(h, keys) for h in hosts.drop_nulls().unique().to_list()}
-    found = {h: k for h, k in best.items() if k is not None}
+    found = {}
+    for host in hosts.drop_nulls().unique().to_list():  # Python per *unique* name only
+        key = _parent_in(host.lower().rstrip("."), keys)
+        if key is not None:
+            found[host] = key
     if not found:
         return table.clear().with_columns(pl.lit(0, pl.UInt32).alias("row"))
     mapped = hosts.replace_strict(found, default=None, return_dtype=pl.String)
