@@ -1,5 +1,5 @@
-"""SigmaHQ regression data: every test's EVTX must fire its rule, with the whole rule set
-loaded. Uses Kestrel's `evtx` reader when it is registered, the stand-in reader before."""
+"""SigmaHQ regression data: every test's EVTX, read by Kestrel's `evtx` reader, must fire its
+rule, with the whole rule set loaded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from kestrel.eval.sigma_regression import RegressionReport, run_regression
-from kestrel.ingest import readers
 
 REQUIRED_PASS_RATE = 0.98
 
@@ -17,15 +16,14 @@ _CACHE: dict[Path, RegressionReport] = {}
 
 
 @pytest.fixture
-def report(datasets: Path, evtx_reader) -> RegressionReport:
+def report(datasets: Path) -> RegressionReport:
     """The regression run, once per session (it loads all 3,284 rules: ~10 s)."""
     sigma = datasets / "sigma"
     if not (sigma / "sigma_regression_data.zip").is_file():
         pytest.skip(f"no SigmaHQ regression data at {sigma}")
     if sigma not in _CACHE:
-        stand_in = None if "evtx" in readers() else evtx_reader
         _CACHE[sigma] = run_regression(
-            sigma / "sigma_regression_data.zip", [sigma / "sigma_rules_windows_cloud.zip"], stand_in
+            sigma / "sigma_regression_data.zip", [sigma / "sigma_rules_windows_cloud.zip"]
         )
     return _CACHE[sigma]
 
