@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from kestrel import plugins
 from kestrel.ingest.agent import AgentEnvelopeReader
 from kestrel.ingest.base import Reader
@@ -19,6 +21,12 @@ READERS: dict[str, type[Reader]] = {
 }
 
 
+@cache
 def readers() -> dict[str, type[Reader]]:
-    """Built-in readers plus those third parties register under ``kestrel.readers``."""
+    """Built-in readers plus those third parties register under ``kestrel.readers``.
+
+    Cached: scanning entry points costs milliseconds, and ingest asks once per source (an
+    archive of many small files asks thousands of times). Installed plugins do not change
+    while a process runs.
+    """
     return plugins.load("readers", READERS)
