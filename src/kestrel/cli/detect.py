@@ -1,11 +1,12 @@
-"""`kestrel findings`, `kestrel generate cloud`, `kestrel eval stratus|panther|otrf|generated`."""
+"""`kestrel detect` (run and render), `kestrel findings`, `kestrel generate cloud`,
+`kestrel eval stratus|panther|otrf|generated`."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -13,6 +14,10 @@ from rich.table import Table
 from kestrel.cli import app, console
 from kestrel.cli.sigma import eval_app
 from kestrel.config import default_db
+from kestrel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kestrel.findings import Finding
 
 generate_app = typer.Typer(help="Write synthetic telemetry (for demos and tests; not real data).")
 app.add_typer(generate_app, name="generate")
@@ -24,7 +29,7 @@ DATASETS_OPTION = typer.Option(
 @app.command()
 def findings(
     db: str | None = typer.Option(None, "--db", help="Store (default ~/.kestrel/kestrel.duckdb)."),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    fmt: str = typer.Option("table", "--format", help="table, json, ocsf or sigma."),
     severity: str | None = typer.Option(None, "--severity", help="Lowest severity to show."),
     since: datetime | None = typer.Option(None, "--since", help="Last seen at or after."),
 ) -> None:
@@ -38,19 +43,66 @@ def findings(
         found = load_findings(store, Severity.parse(severity) if severity else None, since)
     finally:
         store.close()
-    if fmt == "json":
-        from kestrel.findings.export import to_json
+    if fmt == "table":
+        console.print(findings_table(found))
+    else:
+        print_findings(found, fmt)
 
-        for f in found:
-            print(json.dumps(to_json(f)))
+
+def run_detect(db: str, rules: list[str], as_json: bool) -> None:
+    """`kestrel detect`: every registered detector (Sigma with ``rules``) through the
+    embedded runner over the events newer than its cursor; findings stored and printed."""
+    from kestrel.detect.sigma import SigmaDetector
+    from kestrel.findings.correlate import merge_findings
+    from kestrel.pipeline import default_detectors, run_detection
+    from kestrel.store import open_store
+
+    detectors = {"sigma": SigmaDetector(rules), **default_detectors(("sigma",))}
+    store = open_store(db)
+    try:
+        with console.status("detecting", spinner="dots"):
+            report = run_detection(store, detectors)
+    finally:
+        store.close()
+    found = merge_findings(report.findings, timedelta(minutes=5))
+    if as_json:
+        print_findings(found, "json")
         return
+    console.print(findings_table(found))
+    console.print(f"{report.events:,} events in {report.slices:,} hourly slices; "
+                  f"{report.stored:,} findings stored" + ("" if rules else
+                  "; no Sigma rules (--rules or $KESTREL_SIGMA_RULES)"))  # fmt: skip
+
+
+def findings_table(found: list[Finding]) -> Table:
+    """Findings as a Rich table, worst first."""
     table = Table(title=f"{len(found):,} findings")
-    for col in ("severity", "detector", "entity", "title", "techniques", "first seen", "events"):
+    for col in ("severity", "detector", "entity", "title", "techniques", "first seen",
+                "last seen", "events"):  # fmt: skip
         table.add_column(col)
     for f in sorted(found, key=lambda f: (-f.severity, f.first_seen)):
-        table.add_row(str(f.severity), f.detector, str(f.entity), f.title, " ".join(f.techniques),
-                      f"{f.first_seen:%Y-%m-%d %H:%M}", str(len(f.evidence)))  # fmt: skip
-    console.print(table)
+        table.add_row(_SEVERITY_STYLE.get(str(f.severity), "") + str(f.severity), f.detector,
+                      str(f.entity), f.title, " ".join(f.techniques),
+                      f"{f.first_seen:%Y-%m-%d %H:%M:%S}", f"{f.last_seen:%Y-%m-%d %H:%M:%S}",
+                      str(len(f.evidence)))  # fmt: skip
+    return table
+
+
+def print_findings(found: list[Finding], fmt: str) -> None:
+    """Findings as JSON lines (``json``, ``ocsf``) or Sigma rules (``sigma``, YAML documents)."""
+    from kestrel.findings.export import to_json, to_ocsf, to_sigma
+
+    if fmt not in ("json", "ocsf", "sigma"):
+        raise ConfigError(f"unknown format {fmt!r}: table, json, ocsf or sigma")
+    if fmt == "sigma":
+        print("\n---\n".join(to_sigma(f) for f in found))
+        return
+    render = to_json if fmt == "json" else to_ocsf
+    for f in found:
+        print(json.dumps(render(f)))
+
+
+_SEVERITY_STYLE = {"critical": "[bold red]", "high": "[red]", "medium": "[yellow]"}
 
 
 @generate_app.command("cloud")

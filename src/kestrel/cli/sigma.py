@@ -15,7 +15,6 @@ from kestrel.config import default_db
 
 if TYPE_CHECKING:
     from kestrel.detect.sigma import CompiledRule, RuleIssue
-    from kestrel.findings import Finding
 
 rules_app = typer.Typer(help="Sigma rules: list them, test them, count what compiles.")
 eval_app = typer.Typer(help="Evaluate detection on labelled public data.")
@@ -138,36 +137,10 @@ def detect(
     db: str | None = typer.Option(None, "--db", help="Store (default ~/.kestrel/kestrel.duckdb)."),
     as_json: bool = typer.Option(False, "--json", help="Print findings as JSON lines."),
 ) -> None:
-    """Run Sigma and the other registered detectors over the stored events."""
-    from kestrel.detect import DETECTORS, Detector
-    from kestrel.detect.sigma import SigmaDetector
-    from kestrel.store import EventFilter, open_store
+    """Run Sigma and every other registered detector over the stored events not yet seen
+    (the pipeline's embedded runner), store the findings and print them."""
+    from kestrel.cli.detect import run_detect
+    from kestrel.detect.sigma.detector import default_rule_paths
 
-    store = open_store(db or default_db())
-    try:
-        batch = store.events(EventFilter())
-    finally:
-        store.close()
-    detectors: list[Detector] = [SigmaDetector([str(p) for p in _rule_paths(rules)])]
-    detectors += [cls() for name, cls in DETECTORS.items() if name != "sigma"]
-    findings = [f for d in detectors for f in d.detect(batch)]
-    _print_findings(findings, as_json)
-
-
-def _print_findings(findings: list[Finding], as_json: bool) -> None:
-    if as_json:
-        for f in findings:
-            print(json.dumps({
-                "detector": f.detector, "entity": str(f.entity), "severity": str(f.severity),
-                "title": f.title, "techniques": list(f.techniques),
-                "first_seen": f.first_seen.isoformat(), "last_seen": f.last_seen.isoformat(),
-                "evidence": list(f.evidence), "signals": [s.name for s in f.signals],
-            }))  # fmt: skip
-        return
-    table = Table(title=f"{len(findings):,} findings")
-    for col in ("severity", "detector", "entity", "title", "techniques", "events"):
-        table.add_column(col)
-    for f in sorted(findings, key=lambda f: (-f.severity, f.title)):
-        table.add_row(str(f.severity), f.detector, str(f.entity), f.title,
-                      " ".join(f.techniques), str(len(f.evidence)))  # fmt: skip
-    console.print(table)
+    paths = [str(p) for p in (rules or [])] or list(default_rule_paths())
+    run_detect(db or default_db(), paths, as_json)

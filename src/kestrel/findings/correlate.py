@@ -41,12 +41,28 @@ def merge_two(a: Finding, b: Finding) -> Finding:
         first_seen=min(a.first_seen, b.first_seen),
         last_seen=max(a.last_seen, b.last_seen),
         signals=signals,
+        title=merge_titles(a.title, b.title),
         severity=max(severity_for(signals), a.severity, b.severity),
         techniques=tuple(dict.fromkeys(a.techniques + b.techniques)),
         evidence=tuple(pairs),
         source_ids=tuple(pairs.values()) if has_sources else (),
         tags=tuple(dict.fromkeys(a.tags + b.tags)),
     )
+
+
+def merge_titles(a: str, b: str) -> str:
+    """``"GPU hijack: x, y"`` + ``"GPU hijack: y, z"`` → ``"GPU hijack: x, y, z"``, so a merged
+    finding's title names everything it found; titles of another shape keep the first.
+
+    >>> merge_titles("New behaviour: a", "New behaviour: b, a")
+    'New behaviour: a, b'
+    """
+    head_a, sep_a, tail_a = a.partition(": ")
+    head_b, sep_b, tail_b = b.partition(": ")
+    if not (sep_a and sep_b and head_a == head_b):
+        return a or b
+    parts = dict.fromkeys([*tail_a.split(", "), *tail_b.split(", ")])
+    return f"{head_a}: {', '.join(parts)}"
 
 
 def _merge_signals(signals: tuple[Signal, ...]) -> tuple[Signal, ...]:

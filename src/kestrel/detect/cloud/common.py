@@ -102,7 +102,13 @@ class StatefulDetector:
     checkpoints as Arrow tables (`state` / `load_state`), and `clone` for a fresh copy with
     the same configuration (river's ``clone``)."""
 
+    name: ClassVar[str]
     _state_names: tuple[str, ...] = ()
+
+    def detect(self, batch: Batch) -> list[Finding]:
+        """Findings for ``batch`` (each detector implements it; declared here so that every
+        subclass type-checks as a `kestrel.detect.Detector`)."""
+        raise NotImplementedError
 
     def state(self) -> dict[str, pa.Table]:
         """The learnt state as Arrow tables, by name, for the pipeline to checkpoint."""
@@ -182,3 +188,40 @@ class HourMask:
         loaded = pl.from_arrow(table)
         assert isinstance(loaded, pl.DataFrame)
         self.state = loaded.cast(self.SCHEMA) if loaded.height else self.state  # type: ignore[arg-type]
+
+
+RUN_SCHEMA: dict[str, pl.DataType] = {
+    "entity_id": pl.String(),
+    "run_end": pl.Datetime("us", "UTC"),
+    "run_len": pl.Int64(),
+}
+
+
+def high_runs(
+    windows: pl.DataFrame, runs: pl.DataFrame, step: timedelta, mark: float
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``windows`` with ``run``: how many consecutive windows (this one included) of the
+    entity had every sample at or above ``mark`` (0 when this one did not), carried across
+    batches by ``runs`` (``RUN_SCHEMA``: the entity's last high window and its run length).
+    Returns the windows and the updated ``runs``."""
+    high = pl.col("util_min").fill_null(0) >= mark
+    prev = pl.col("window_start").shift(1).over("entity_id")
+    prev_high = high.shift(1).over("entity_id").fill_null(False)
+    starts = ~high | ~prev_high | ((pl.col("window_start") - prev) != step)
+    w = windows.sort("entity_id", "window_start").with_columns(
+        high.alias("_high"), starts.cum_sum().over("entity_id").alias("_streak")
+    )
+    w = w.with_columns(pl.int_range(1, pl.len() + 1).over("entity_id", "_streak").alias("_pos"))
+    head = pl.col("window_start").min().over("entity_id", "_streak")
+    carry = pl.when(head - step == pl.col("run_end")).then(pl.col("run_len")).otherwise(0)
+    w = w.join(runs, on="entity_id", how="left").with_columns(
+        pl.when(pl.col("_high")).then(pl.col("_pos") + carry).otherwise(0).alias("run")
+    )
+    last = w.group_by("entity_id").agg(pl.all().sort_by("window_start").last())
+    new = last.filter(pl.col("_high")).select(
+        "entity_id", pl.col("window_start").dt.cast_time_unit("us").alias("run_end"),
+        pl.col("run").cast(pl.Int64).alias("run_len"),
+    )  # fmt: skip
+    kept = runs.join(last.select("entity_id"), on="entity_id", how="anti")
+    out = w.drop("_high", "_streak", "_pos", "run_end", "run_len")
+    return out, pl.concat([kept, new]).cast(RUN_SCHEMA)  # type: ignore[arg-type]

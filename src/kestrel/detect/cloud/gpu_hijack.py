@@ -9,11 +9,15 @@ Signals (a finding needs at least one):
 
 * ``gpu_util.zscore`` / ``power_watts.zscore``: window mean ``z`` or more above the
   entity's baseline *and* at least ``min_util_delta`` points (utilisation) or
-  ``min_power_ratio`` times (power) above its mean (baseline). A GPU serving inference has a
-  daily load curve; without the margin its morning ramp would read as an anomaly on the
-  first days of its baseline;
-* ``gpu_util.sustained``: every sample of the window at or above ``high_util`` while the
-  entity's baseline mean is below it: a normally light GPU pinned at full load (rule);
+  ``min_power_ratio`` times (power) above its mean (baseline), once the baseline spans
+  ``cycle_hours`` (a daily cycle). A GPU serving inference has a daily load curve and a
+  training node idles at night: a baseline that has only seen the night reads the first
+  morning's work as an anomaly, and the margin alone does not stop that;
+* ``gpu_util.sustained``: every sample at or above ``high_util`` for at least
+  ``sustain_windows`` consecutive windows (or that many samples inside one window) while the
+  entity's baseline mean is below it: a normally light GPU pinned at full load (rule). The
+  run of high windows is carried across batches, so 5-minute sampling (one sample per
+  window) and hourly slices still see a run;
 * ``gpu.off_hours``: such a high window off hours (before ``day_start`` / from ``day_end``
   in ``timezone``) on a GPU whose baseline is below ``high_util`` (rule);
 * ``gpu.new_region``: a region the entity was never seen in, once it has a warm baseline
@@ -32,9 +36,11 @@ import polars as pl
 
 from kestrel.detect.baseline import WelfordBaseline
 from kestrel.detect.cloud.common import (
+    RUN_SCHEMA,
     StatefulDetector,
     evidence_by,
     frame,
+    high_runs,
     local_hour,
     make_finding,
 )
@@ -45,6 +51,7 @@ _COLUMNS = ("class", "entity_id", "entity_type", "metric_name", "metric_value", 
 _METRICS = ("gpu_util", "power_watts")
 _WIN = ["entity_id", "window_start"]
 _REGIONS = {"entity_id": pl.String(), "cloud_region": pl.String()}
+_SINCE = {"entity_id": pl.String(), "since": pl.Datetime("us", "UTC")}
 
 
 class GPUHijackDetector(StatefulDetector):
@@ -52,7 +59,7 @@ class GPUHijackDetector(StatefulDetector):
     from a new region."""
 
     name: ClassVar[str] = "gpu_hijack"
-    _state_names = ("baseline", "regions")
+    _state_names = ("baseline", "regions", "since", "runs")
 
     def __init__(
         self,
@@ -65,11 +72,15 @@ class GPUHijackDetector(StatefulDetector):
         day_start: int = 6,
         day_end: int = 22,
         timezone: str = "UTC",
+        cycle_hours: int = 24,
+        sustain_windows: int = 3,
     ) -> None:
         self._params: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
         self.window = timedelta(minutes=window_minutes)
         self._baseline = WelfordBaseline(min_samples, min_std=2.0)
         self._regions = pl.DataFrame(schema=_REGIONS)
+        self._since = pl.DataFrame(schema=_SINCE)
+        self._runs = pl.DataFrame(schema=RUN_SCHEMA)
 
     def detect(self, batch: Batch) -> list[Finding]:
         """Findings for the GPU windows of ``batch`` that break their entity's baseline."""
@@ -81,6 +92,7 @@ class GPUHijackDetector(StatefulDetector):
         if events.is_empty():
             return []
         windows = self._score(_windows(events, self._params["timezone"]))
+        windows, self._runs = high_runs(windows, self._runs, self.window, self._params["high_util"])
         flagged = windows.filter(_any_signal(self._params))
         self._learn_regions(events)
         # evidence: every sample of the entity in the window (memory, temperature too)
@@ -98,9 +110,22 @@ class GPUHijackDetector(StatefulDetector):
         for col in need:
             if col not in wide.columns:
                 wide = wide.with_columns(pl.lit(None, pl.Float64).alias(col))
-        out = windows.join(wide, on=_WIN, how="left")
+        out = self._with_age(windows.join(wide, on=_WIN, how="left"))
         new = out.join(self._regions, on=["entity_id", "cloud_region"], how="anti")
         return out.join(new.select(*_WIN, pl.lit(True).alias("region_new")), on=_WIN, how="left")
+
+    def _with_age(self, windows: pl.DataFrame) -> pl.DataFrame:
+        """``cycled``: the entity's baseline spans at least ``cycle_hours``; then learn when
+        each entity was first seen."""
+        first = windows.group_by("entity_id").agg(pl.col("window_start").min().alias("first"))
+        both = first.join(self._since, on="entity_id", how="full", coalesce=True)
+        self._since = both.select(
+            "entity_id", pl.coalesce("since", "first").dt.cast_time_unit("us").alias("since")
+        )
+        age = pl.col("window_start") - pl.col("since")
+        cycle = timedelta(hours=self._params["cycle_hours"])
+        joined = windows.join(self._since, on="entity_id", how="left")
+        return joined.with_columns((age >= cycle).alias("cycled")).drop("since")
 
     def _learn_regions(self, events: pl.DataFrame) -> None:
         pairs = events.select("entity_id", "cloud_region").drop_nulls().unique()
@@ -138,7 +163,9 @@ def _light(p: dict[str, Any]) -> pl.Expr:
 
 
 def _sustained(p: dict[str, Any]) -> pl.Expr:
-    result: pl.Expr = (pl.col("util_min").fill_null(0) >= p["high_util"]) & (pl.col("util_n") >= 3)
+    high = pl.col("util_min").fill_null(0) >= p["high_util"]
+    long = (pl.col("util_n") >= p["sustain_windows"]) | (pl.col("run") >= p["sustain_windows"])
+    result: pl.Expr = high & long
     return result
 
 
@@ -154,6 +181,7 @@ def _any_signal(p: dict[str, Any]) -> pl.Expr:
     z = ((pl.col("z_gpu_util").fill_null(0) >= p["z"]) & _margin("gpu_util", p)) | (
         (pl.col("z_power_watts").fill_null(0) >= p["z"]) & _margin("power_watts", p)
     )
+    z = z & pl.col("cycled")
     warm = pl.col("base_n_gpu_util").fill_null(0) >= p["min_samples"]
     new_region = pl.col("region_new").fill_null(False) & warm
     result: pl.Expr = z | (_sustained(p) & _light(p)) | new_region
@@ -173,16 +201,16 @@ def _signals(w: dict[str, Any], p: dict[str, Any]) -> list[Signal]:
             if mean is not None and w[metric] is not None
             else False
         )
-        if z is not None and z >= p["z"] and far:
+        if z is not None and z >= p["z"] and far and w["cycled"]:
             detail = f"window mean {w[metric]:.1f} vs baseline mean {w[f'base_mean_{metric}']:.1f}"
             out.append(Signal(f"{metric}.zscore", round(z, 2), p["z"], detail, "baseline"))
     light = (w["base_n_gpu_util"] or 0) >= p["min_samples"] and (
         w["base_mean_gpu_util"] or 100.0
     ) < p["high_util"]
-    high = (w["util_min"] or 0) >= p["high_util"] and w["util_n"] >= 3
-    if high and light:
-        out.append(Signal("gpu_util.sustained", round(w["util_min"], 1), p["high_util"],
-                          "every sample in the window at or above the mark"))  # fmt: skip
+    long = max(w["util_n"], w["run"]) >= p["sustain_windows"]
+    if (w["util_min"] or 0) >= p["high_util"] and long and light:
+        detail = f"every sample at or above the mark for {w['run']} window(s)"
+        out.append(Signal("gpu_util.sustained", round(w["util_min"], 1), p["high_util"], detail))
     night = w["hour"] < p["day_start"] or w["hour"] >= p["day_end"]
     if night and out:
         out.append(Signal("gpu.off_hours", w["hour"], None, f"local hour ({p['timezone']})"))
