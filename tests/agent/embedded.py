@@ -70,3 +70,8 @@ class EmbeddedServer:
                 "SELECT event_id, raw FROM events WHERE agent_id = ? ORDER BY time", [agent_id]
             )
         return list(table.to_pylist())
+
+    def close(self) -> None:
+        """Stop serving and close the store."""
+        self.stop()
+        self.store.close()

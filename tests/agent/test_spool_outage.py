@@ -87,7 +87,7 @@ def _outage(tmp_path: Path, seconds: float) -> None:
     assert sorted(pids) == list(range(1, ticker.produced + 1))  # every event, once
     assert sink.delivered == ticker.produced  # and none sent twice
     assert agent.spool.dropped == 0
-    server.stop()
+    server.close()
 
 
 def test_outage_loses_nothing_and_sends_nothing_twice(tmp_path: Path):
