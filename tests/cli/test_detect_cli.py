@@ -76,3 +76,18 @@ def test_detect_again_reads_nothing_new(detected) -> None:
 def test_unknown_format_is_one_line_error(detected) -> None:
     out = kestrel("findings", "--db", detected[0], "--format", "xml")
     assert out.returncode == 2 and "unknown format" in out.stderr
+
+
+def test_entity_profiles(detected) -> None:
+    db = detected[0]
+    listed = json.loads(kestrel("entities", "--db", db, "--json").stdout)
+    ids = {p["id"]: p for p in listed}
+    assert {"alice", "ft-llama-7f3a", "cv-resnet-22b1"} <= {i.split("/")[-1] for i in ids}
+    gpu = ids["ft-llama-7f3a"]
+    assert gpu["regions"] == ["ap-southeast-1", "us-east-1"] and gpu["gpu_util_avg"] > 0
+    one = json.loads(kestrel("entity", "--db", db, "--json", SVC_BACKUP).stdout)
+    assert one["services"]["cloudtrail"]["operations"]["StopLogging"]["calls"] == 1
+    assert one["error_rate"] > 0.2 and sum(one["active_hours"]) == one["events"]
+    shown = kestrel("entity", "--db", db, f"principal:{SVC_BACKUP}")
+    assert shown.returncode == 0 and "StopLogging" in shown.stdout
+    assert kestrel("entity", "--db", db, "nobody").returncode == 2

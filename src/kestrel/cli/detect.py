@@ -14,7 +14,7 @@ from rich.table import Table
 from kestrel.cli import app, console
 from kestrel.cli.sigma import eval_app
 from kestrel.config import default_db
-from kestrel.errors import ConfigError
+from kestrel.errors import ConfigError, KestrelError
 
 if TYPE_CHECKING:
     from kestrel.findings import Finding
@@ -171,3 +171,92 @@ def _eval_command(name: str) -> None:
 
 for _name in ("stratus", "panther", "otrf", "generated"):
     _eval_command(_name)
+
+
+@app.command()
+def entities(
+    db: str | None = typer.Option(None, "--db", help="Store (default ~/.kestrel/kestrel.duckdb)."),
+    entity_type: str | None = typer.Option(None, "--type", help="Only this entity type."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profiles as JSON."),
+) -> None:
+    """Entity profiles learnt by `kestrel detect`: who is there and what is normal for them."""
+    from kestrel.pipeline import entity_profiles
+    from kestrel.store import open_store
+
+    store = open_store(db or default_db())
+    try:
+        rows = entity_profiles(store, entity_type)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps([{k: v for k, v in r.items() if k != "services"} for r in rows]))
+        return
+    console.print(_entities_table(rows))
+
+
+def _entities_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{len(rows):,} entities")
+    for col in ("type", "id", "provider", "events", "regions", "calls/h", "errors", "gpu %",
+                "last seen"):  # fmt: skip
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["type"], r["id"], r["provider"] or "", f"{r['events']:,}",
+                      ", ".join(r["regions"]), _num(r["api_calls_per_hour"]),
+                      _num(r["error_rate"]), _num(r["gpu_util_avg"]),
+                      (r["last_seen"] or "")[:19])  # fmt: skip
+    return table
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+@app.command()
+def entity(
+    entity_id: str = typer.Argument(..., help="An entity id, or type:id."),
+    db: str | None = typer.Option(None, "--db", help="Store (default ~/.kestrel/kestrel.duckdb)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
+) -> None:
+    """One entity's profile: averages, rates, active hours, services and operations."""
+    from kestrel.pipeline import entity_profile
+    from kestrel.store import open_store
+
+    store = open_store(db or default_db())
+    try:
+        found = entity_profile(store, entity_id)
+    finally:
+        store.close()
+    if found is None:
+        raise KestrelError(f"no profile for {entity_id!r} (run `kestrel detect` first)")
+    if as_json:
+        print(json.dumps(found))
+        return
+    _print_profile(found)
+
+
+def _print_profile(p: dict[str, Any]) -> None:
+    console.print(f"[bold]{p['type']}:{p['id']}[/] ({p['provider'] or 'unknown provider'})",
+                  highlight=False)  # fmt: skip
+    for key in ("first_seen", "last_seen", "events", "regions", "instance_types",
+                "gpu_util_avg", "mem_util_avg", "power_watts_avg", "api_calls",
+                "api_calls_per_hour", "error_rate"):  # fmt: skip
+        value = p[key]
+        if value not in (None, [], 0) or key == "events":
+            shown = ", ".join(value) if isinstance(value, list) else value
+            console.print(f"  {key.replace('_', ' ')}: {shown}", highlight=False)
+    console.print("  active hours (UTC): " + _histogram(p["active_hours"]), highlight=False)
+    table = Table(title="services and operations")
+    for col in ("service", "operation", "first seen", "calls"):
+        table.add_column(col)
+    for svc, info in p["services"].items():
+        for op, o in info["operations"].items():
+            table.add_row(svc, op, o["first_seen"][:19], str(o["calls"]))
+    if p["services"]:
+        console.print(table)
+
+
+def _histogram(hours: list[int]) -> str:
+    """24 hours as block characters, so the shape of a working day shows at a glance."""
+    top = max(hours) or 1
+    levels = [max(1, round(8 * h / top)) if h else 0 for h in hours]
+    return "".join(" ▁▂▃▄▅▆▇█"[n] for n in levels) + "  (00 → 23)"

@@ -7,5 +7,7 @@ It knows no detector by name: anything with ``detect(batch)`` runs; anything tha
 
 from kestrel.pipeline.embedded import RunReport, default_detectors, run_detection
 from kestrel.pipeline.persist import load_findings, save_findings
+from kestrel.pipeline.profiles import entity_profile, entity_profiles
 
-__all__ = ["RunReport", "default_detectors", "load_findings", "run_detection", "save_findings"]
+__all__ = ["RunReport", "default_detectors", "entity_profile", "entity_profiles",
+           "load_findings", "run_detection", "save_findings"]  # fmt: skip

@@ -17,11 +17,13 @@ from typing import Any
 import pyarrow.compute as pc
 
 from kestrel.detect import DETECTORS, Detector
+from kestrel.detect.profile import EntityProfiler
 from kestrel.events import Batch
 from kestrel.findings import Finding
 from kestrel.pipeline.persist import save_findings
 from kestrel.store import EventFilter, Store
 from kestrel.store.findings import StateTable
+from kestrel.store.profiles import ProfileTable
 
 Progress = Callable[[int], None]
 
@@ -48,11 +50,14 @@ def run_detection(
     slice_: timedelta = timedelta(hours=1),
     progress: Progress | None = None,
     persist: bool = True,
+    profiles: bool = True,
 ) -> RunReport:
-    """Run ``detectors`` over the events newer than the cursor; store merged findings."""
+    """Run ``detectors`` over the events newer than the cursor; store merged findings.
+    With ``profiles``, every slice also updates the entity profiles kept in the store."""
     states = StateTable(store)
     for name, det in detectors.items():
         _load(det, states.load(name))
+    profiler = _profiler(store) if profiles else None
     report = RunReport()
     cursor = states.cursor()
     last = cursor
@@ -63,6 +68,8 @@ def run_detection(
             found = det.detect(batch)
             report.by_detector[name] = report.by_detector.get(name, 0) + len(found)
             report.findings.extend(found)
+        if profiler:
+            profiler.learn(batch)
         last = batch.column("time")[-1].as_py()
         if progress:
             progress(batch.num_rows)
@@ -70,7 +77,15 @@ def run_detection(
     if persist:
         report.stored = save_findings(store, report.findings)
         _checkpoint(states, detectors, last)
+        if profiler and report.events:
+            ProfileTable(store).save(profiler.state())
     return report
+
+
+def _profiler(store: Store) -> EntityProfiler:
+    profiler = EntityProfiler()
+    profiler.load_state(ProfileTable(store).load())
+    return profiler
 
 
 def time_slices(store: Store, after: datetime | None, slice_: timedelta) -> Iterator[Batch]:

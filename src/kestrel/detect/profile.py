@@ -1,0 +1,200 @@
+"""Entity profiles: what each entity normally looks like, learnt from every batch.
+
+Why sums and counts rather than averages: a profile is folded from many batches (and, scaled
+out, from many workers), so every field is kept in a form that merges exactly: counts and
+sums add, first-seen takes the minimum, last-seen the maximum, sets unite. Averages, rates
+and shares are derived only when a profile is shown (`describe`). One ``group_by`` per batch
+builds the batch's partial profiles; no Python loop per event.
+
+Two frames make the state: ``profiles`` (one row per entity, `PROFILE_SCHEMA`) and
+``operations`` (one row per entity, service and operation with its first-seen time and call
+count, `OPS_SCHEMA`). The pipeline keeps them in the store; detectors do not read them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from kestrel.events import Batch
+
+_TS = pl.Datetime("us", "UTC")
+HOURS = [f"h{h:02d}" for h in range(24)]
+_SUMS = ("events", "api_calls", "errors", "gpu_n", "gpu_sum", "mem_n", "mem_sum", "power_n",
+         "power_sum", *HOURS)  # fmt: skip
+PROFILE_SCHEMA: dict[str, pl.DataType] = {
+    "entity_id": pl.String(), "entity_type": pl.String(), "provider": pl.String(),
+    "first_seen": _TS, "last_seen": _TS, "api_first": _TS, "api_last": _TS,
+    **{name: pl.Float64() if name.endswith("_sum") else pl.Int64() for name in _SUMS},
+    "regions": pl.List(pl.String()), "instance_types": pl.List(pl.String()),
+}  # fmt: skip
+OPS_SCHEMA: dict[str, pl.DataType] = {
+    "entity_id": pl.String(), "service": pl.String(), "operation": pl.String(),
+    "first_seen": _TS, "calls": pl.Int64(),
+}  # fmt: skip
+_COLUMNS = ("entity_id", "entity_type", "time", "class", "cloud_provider", "source",
+            "cloud_region", "cloud_service", "cloud_operation", "cloud_error_code",
+            "metric_name", "metric_value", "instance_type")  # fmt: skip
+_METRICS = (("gpu", "gpu_util"), ("mem", "mem_util"), ("power", "power_watts"))
+_API = pl.col("class").is_in(["api_activity", "auth"]) & pl.col("cloud_operation").is_not_null()
+
+
+class EntityProfiler:
+    """Folds batches into per-entity profiles (``learn``); state as Arrow tables."""
+
+    name = "profiles"
+
+    def __init__(self) -> None:
+        self.profiles = pl.DataFrame(schema=PROFILE_SCHEMA)
+        self.operations = pl.DataFrame(schema=OPS_SCHEMA)
+
+    def learn(self, batch: Batch) -> None:
+        """Add what ``batch`` shows about each entity it names."""
+        events = _frame(batch)
+        if events.is_empty():
+            return
+        self.profiles = merge_profiles(self.profiles, batch_profiles(events))
+        self.operations = merge_operations(self.operations, batch_operations(events))
+
+    def state(self) -> dict[str, pa.Table]:
+        """Both frames as Arrow tables, for the pipeline to keep."""
+        return {"profiles": self.profiles.to_arrow(), "operations": self.operations.to_arrow()}
+
+    def load_state(self, tables: dict[str, pa.Table]) -> None:
+        """Restore what `state` returned."""
+        if "profiles" in tables:
+            self.profiles = _cast(tables["profiles"], PROFILE_SCHEMA)
+        if "operations" in tables:
+            self.operations = _cast(tables["operations"], OPS_SCHEMA)
+
+
+def _cast(table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.select(list(schema)).cast(schema) if frame.height else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
+
+
+def _frame(batch: Batch) -> pl.DataFrame:
+    present = [c for c in _COLUMNS if c in batch.column_names]
+    frame = pl.from_arrow(batch.select(present))
+    assert isinstance(frame, pl.DataFrame)
+    missing = [pl.lit(None, pl.String).alias(c) for c in _COLUMNS if c not in present]
+    return frame.with_columns(missing).filter(pl.col("entity_id").is_not_null())
+
+
+def _metric(name: str) -> pl.Expr:
+    return pl.col("metric_value").filter(pl.col("metric_name") == name)
+
+
+def batch_profiles(events: pl.DataFrame) -> pl.DataFrame:
+    """One partial profile per entity of ``events`` (`PROFILE_SCHEMA`)."""
+    api = pl.col("time").filter(_API)
+    hour = pl.col("time").dt.hour()
+    aggs = [
+        pl.col("entity_type").drop_nulls().first(),
+        pl.coalesce("cloud_provider", "source").drop_nulls().first().alias("provider"),
+        pl.col("time").min().alias("first_seen"), pl.col("time").max().alias("last_seen"),
+        api.min().alias("api_first"), api.max().alias("api_last"),
+        pl.len().alias("events"), _API.sum().alias("api_calls"),
+        (_API & pl.col("cloud_error_code").is_not_null()).sum().alias("errors"),
+        *[agg for key, name in _METRICS for agg in (_metric(name).len().alias(f"{key}_n"),
+                                                    _metric(name).sum().alias(f"{key}_sum"))],
+        *[(hour == h).sum().alias(HOURS[h]) for h in range(24)],
+        pl.col("cloud_region").drop_nulls().unique().sort().alias("regions"),
+        pl.col("instance_type").drop_nulls().unique().sort().alias("instance_types"),
+    ]  # fmt: skip
+    return events.group_by("entity_id").agg(aggs).select(list(PROFILE_SCHEMA)).cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
+
+
+def batch_operations(events: pl.DataFrame) -> pl.DataFrame:
+    """Per entity, service and operation: first seen and calls (`OPS_SCHEMA`)."""
+    calls = events.filter(_API).with_columns(pl.col("cloud_service").fill_null(""))
+    return (
+        calls.group_by("entity_id", pl.col("cloud_service").alias("service"),
+                       pl.col("cloud_operation").alias("operation"))
+        .agg(pl.col("time").min().alias("first_seen"), pl.len().alias("calls"))
+        .cast(OPS_SCHEMA)  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def merge_profiles(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
+    """Exact merge of two profile frames: sums add, spans widen, sets unite."""
+    both = pl.concat([left, right])
+    return (
+        both.group_by("entity_id", maintain_order=True)
+        .agg(
+            pl.col("entity_type", "provider").drop_nulls().first(),
+            pl.col("first_seen", "api_first").min(), pl.col("last_seen", "api_last").max(),
+            *[pl.col(name).sum() for name in _SUMS],
+            pl.col("regions", "instance_types")
+            .list.explode(keep_nulls=False, empty_as_null=False)
+            .unique()
+            .sort(),
+        )
+        .select(list(PROFILE_SCHEMA))
+        .cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def merge_operations(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
+    """Exact merge of two operation frames: earliest first-seen, calls added."""
+    keys = ["entity_id", "service", "operation"]
+    return (
+        pl.concat([left, right])
+        .group_by(keys, maintain_order=True)
+        .agg(pl.col("first_seen").min(), pl.col("calls").sum())
+        .cast(OPS_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+def describe(row: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """A profile row (and its operations) as shown to people: averages, calls per hour,
+    error rate, the active-hours histogram (UTC) and services with first-seen times."""
+    return {
+        "id": row["entity_id"], "type": row["entity_type"], "provider": row["provider"],
+        "first_seen": _iso(row["first_seen"]), "last_seen": _iso(row["last_seen"]),
+        "events": row["events"], "regions": list(row["regions"] or []),
+        "instance_types": list(row["instance_types"] or []),
+        "gpu_util_avg": _avg(row, "gpu"), "mem_util_avg": _avg(row, "mem"),
+        "power_watts_avg": _avg(row, "power"), "api_calls": row["api_calls"],
+        "api_calls_per_hour": _per_hour(row), "error_rate": _share(row["errors"], row["api_calls"]),
+        "active_hours": [row[h] for h in HOURS],
+        "services": _services(operations),
+    }  # fmt: skip
+
+
+def _avg(row: dict[str, Any], key: str) -> float | None:
+    n = row[f"{key}_n"]
+    return round(float(row[f"{key}_sum"]) / n, 2) if n else None
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _per_hour(row: dict[str, Any]) -> float | None:
+    """Calls per hour over the span the entity made calls in (an hour at least)."""
+    if not row["api_calls"]:
+        return None
+    span: float = (row["api_last"] - row["api_first"]).total_seconds() / 3600
+    return round(float(row["api_calls"]) / max(1.0, span), 2)
+
+
+def _services(operations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for op in sorted(operations, key=lambda o: (o["service"], o["first_seen"])):
+        svc = out.setdefault(
+            op["service"], {"first_seen": _iso(op["first_seen"]), "operations": {}}
+        )
+        svc["operations"][op["operation"]] = {
+            "first_seen": _iso(op["first_seen"]),
+            "calls": op["calls"],
+        }
+    return out
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
