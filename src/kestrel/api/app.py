@@ -10,11 +10,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.routing import Match
 
 from kestrel import __version__
-from kestrel.api.deps import ApiState, BaselineSource, DetectHook, FindingsSource
+from kestrel.api.deps import (
+    ApiState,
+    BaselineSource,
+    DetectHook,
+    FindingsSource,
+    reject_unknown_query,
+)
 from kestrel.api.findings import with_status
 from kestrel.api.findings_store import StoreFindings
 from kestrel.api.intake import IntakeError
@@ -50,12 +57,14 @@ def create_app(
         title="Kestrel", version=__version__, lifespan=_lifespan(state, owned),
         openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None,
         description="Management API: event intake, findings, entities, agents, tokens, audit.",
+        dependencies=[Depends(reject_unknown_query)],
     )  # fmt: skip
     app.state.kestrel = state
     for module in _V1_ROUTERS:
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(system.router)
     app.add_exception_handler(IntakeError, _intake_error)
+    app.add_exception_handler(405, _method_not_allowed)
     _mount_dashboard(app)
     return app
 
@@ -73,6 +82,18 @@ def _lifespan(state: ApiState, owned: bool):  # type: ignore[no-untyped-def]
 async def _intake_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, IntakeError)
     return JSONResponse({"detail": exc.detail, "rejections": exc.rejections}, exc.status)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with an ``Allow`` header naming every method of the path (Starlette names only
+    those of the first route that matched, and a path has one route per method)."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\0"})
+        if match is Match.PARTIAL:
+            allowed |= getattr(route, "methods", None) or set()
+    headers = {"Allow": ", ".join(sorted(allowed))}
+    return JSONResponse({"detail": "Method Not Allowed"}, 405, headers=headers)
 
 
 def _mount_dashboard(app: FastAPI) -> None:

@@ -88,6 +88,7 @@ class ApiState:
     # done under it).
     lock: threading.RLock = field(default_factory=threading.RLock)
     _tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
+    live_runs: dict[str, Any] = field(default_factory=dict)  # kestrel.api.live.LiveRun by id
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal of ``token``, cached for ``token_cache_seconds``."""
@@ -130,6 +131,25 @@ def _presented(request: Request, creds: HTTPAuthorizationCredentials | None) -> 
     if cookie and (request.method in _SAFE or request.headers.get("hx-request") == "true"):
         return cookie
     return None
+
+
+def reject_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not declare: a misspelt filter
+    (``?severty=high``) must not quietly return everything."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    unknown = set(request.query_params) - _declared_query(dependant)
+    if unknown:
+        raise HTTPException(422, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+
+
+def _declared_query(dependant: Any) -> set[str]:
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared_query(sub)
+    return names
 
 
 def get_principal(

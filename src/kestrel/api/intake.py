@@ -10,6 +10,7 @@ HTTP status (413 too large, 422 unreadable) and the reasons, so a client learns 
 from __future__ import annotations
 
 import io
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +19,11 @@ import pyarrow as pa
 
 from kestrel.errors import SourceError
 from kestrel.events import Batch, empty_batch
-from kestrel.ingest import Rejected, Source, read_source
+from kestrel.ingest import Rejected, Source, read_source, readers
 from kestrel.ingest.archives import GZIP_MAGIC
 
 MAX_REASONS = 100
+_EMPTY_ARRAY = re.compile(rb"\[\s*\]")
 
 
 class IntakeError(Exception):
@@ -63,8 +65,13 @@ def gunzip(body: bytes, limit: int) -> bytes:
 
 def parse_body(data: bytes, fmt: str, name: str, max_events: int) -> Parsed:
     """Read ``data`` with the reader for ``fmt`` (``auto``: sniffed)."""
-    if not data.strip():
+    if fmt != "auto" and fmt not in readers():
+        raise IntakeError(422, f"unknown format {fmt!r}; known: auto, {', '.join(readers())}")
+    stripped = data.strip()
+    if not stripped:
         raise IntakeError(422, "empty body: send a JSON array, JSON Lines or gzip of either")
+    if _EMPTY_ARRAY.fullmatch(stripped):  # a shipper with nothing to send is not an error
+        return Parsed(fmt)
     source = Source(name, lambda: io.BytesIO(data), len(data))
     try:  # readers raise SourceError up front (sniffing) or on their first chunk
         return _read_all(source, fmt, max_events)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BeforeValidator
 
 from kestrel.api import findings as service
 from kestrel.api.deps import FindingQuery, Staff, State
@@ -24,6 +26,17 @@ router = APIRouter(prefix="/findings", tags=["findings"], responses=AUTH_ERRORS)
 
 FindingId = Annotated[str, Path(pattern="^[0-9a-f]{1,64}$", description="The finding's id")]
 SEVERITIES = "^(info|low|medium|high|critical)$"
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: object) -> object:
+    """Pydantic reads ``start=0.5`` as a Unix time; the schema promises ISO 8601 only."""
+    if isinstance(value, str) and not _ISO.match(value):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2024-05-01T13:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 @router.get("", response_model=FindingPage)
@@ -34,8 +47,8 @@ def list_findings(
     detector: Annotated[str | None, Query(max_length=200)] = None,
     technique: Annotated[str | None, Query(max_length=50, description="Prefix: T1496")] = None,
     entity: Annotated[str | None, Query(max_length=500, description="id or type:id")] = None,
-    start: Annotated[datetime | None, Query(description="Last seen at or after")] = None,
-    end: Annotated[datetime | None, Query(description="First seen before")] = None,
+    start: Annotated[IsoTime | None, Query(description="Last seen at or after")] = None,
+    end: Annotated[IsoTime | None, Query(description="First seen before")] = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
