@@ -85,14 +85,10 @@ def _frame(batch: Batch) -> pl.DataFrame:
     return frame.with_columns(missing).filter(pl.col("entity_id").is_not_null())
 
 
-def _metric(name: str) -> pl.Expr:
-    return pl.col("metric_value").filter(pl.col("metric_name") == name)
-
-
 def batch_profiles(events: pl.DataFrame) -> pl.DataFrame:
-    """One partial profile per entity of ``events`` (`PROFILE_SCHEMA`)."""
+    """One partial profile per entity of ``events`` (`PROFILE_SCHEMA`): one group_by for the
+    entity-wide fields, and one each (pivoted) for the hour histogram and the GPU metrics."""
     api = pl.col("time").filter(_API)
-    hour = pl.col("time").dt.hour()
     aggs = [
         pl.col("entity_type").drop_nulls().first(),
         pl.coalesce("cloud_provider", "source").drop_nulls().first().alias("provider"),
@@ -100,13 +96,42 @@ def batch_profiles(events: pl.DataFrame) -> pl.DataFrame:
         api.min().alias("api_first"), api.max().alias("api_last"),
         pl.len().alias("events"), _API.sum().alias("api_calls"),
         (_API & pl.col("cloud_error_code").is_not_null()).sum().alias("errors"),
-        *[agg for key, name in _METRICS for agg in (_metric(name).len().alias(f"{key}_n"),
-                                                    _metric(name).sum().alias(f"{key}_sum"))],
-        *[(hour == h).sum().alias(HOURS[h]) for h in range(24)],
         pl.col("cloud_region").drop_nulls().unique().sort().alias("regions"),
         pl.col("instance_type").drop_nulls().unique().sort().alias("instance_types"),
     ]  # fmt: skip
-    return events.group_by("entity_id").agg(aggs).select(list(PROFILE_SCHEMA)).cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
+    base = events.group_by("entity_id").agg(aggs)
+    out = base.join(_hours(events), on="entity_id", how="left")
+    out = out.join(_metrics(events), on="entity_id", how="left")
+    missing = [pl.lit(0).alias(c) for c in _SUMS if c not in out.columns]
+    return out.with_columns(missing).select(list(PROFILE_SCHEMA)).fill_null(0).cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
+
+
+def _hours(events: pl.DataFrame) -> pl.DataFrame:
+    """Per entity, events per hour of day (UTC) as columns h00..h23."""
+    name = pl.format("h{}", pl.col("time").dt.hour().cast(pl.String).str.zfill(2))
+    counts = events.group_by("entity_id", name.alias("hour")).len()
+    return counts.pivot(on="hour", index="entity_id", values="len")
+
+
+def _metrics(events: pl.DataFrame) -> pl.DataFrame:
+    """Per entity, count and sum of each profiled GPU metric as ``<key>_n`` / ``<key>_sum``."""
+    keys = {name: key for key, name in _METRICS}
+    rows = events.filter(
+        pl.col("metric_name").is_in(list(keys)) & pl.col("metric_value").is_not_null()
+    )
+    agg = rows.group_by("entity_id", pl.col("metric_name").replace_strict(keys).alias("k")).agg(
+        pl.len().alias("n"), pl.col("metric_value").sum().alias("sum")
+    )
+    if agg.is_empty():
+        return agg.select("entity_id")
+    wide = agg.pivot(on="k", index="entity_id", values=["n", "sum"])
+    return wide.rename({c: _metric_column(c) for c in wide.columns if c != "entity_id"})
+
+
+def _metric_column(pivoted: str) -> str:
+    """``n_gpu`` → ``gpu_n`` (the pivot's name → the schema's)."""
+    value, _, key = pivoted.partition("_")
+    return f"{key}_{value}"
 
 
 def batch_operations(events: pl.DataFrame) -> pl.DataFrame:

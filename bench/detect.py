@@ -1,0 +1,199 @@
+"""Cloud detection throughput: baselining + every cloud detector over 1,000,000 events.
+
+The events are generated straight into schema-conformant Arrow batches (no JSON, no reader:
+ingest has its own bench): 10,000 entities, by default 8,000 cloud principals making API calls
+(CloudTrail-shaped, with a raw record each) and 2,000 GPU workloads reporting utilisation,
+memory and power (metric events), spread over 24 hours and cut into the embedded runner's
+hourly slices. Every cloud detector (`kestrel.detect.cloud.CLOUD_DETECTORS`) and the entity
+profiler see every slice in time order, as `kestrel detect` runs them, with their state
+carried between slices; the store is left out so that the figure is the detectors' own.
+
+    .venv/bin/python -m bench.detect                     # 1,000,000 events, 10,000 entities
+    .venv/bin/python -m bench.detect --events 200000 --entities 2000
+
+(`-m`, not the file path: bench/sigma.py would shadow the `sigma` package.)
+
+Prints events, seconds, events/s (overall and per detector) and the process's peak RSS
+before and after detection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import resource
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from kestrel.detect.cloud import CLOUD_DETECTORS
+from kestrel.detect.profile import EntityProfiler
+from kestrel.events import SCHEMA, Batch
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+REGIONS = np.array(["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1"])
+OPS = np.array(
+    [
+        "DescribeInstances",
+        "GetObject",
+        "PutObject",
+        "ListBuckets",
+        "AssumeRole",
+        "Decrypt",
+        "GetParameter",
+        "SendMessage",
+        "CreateTags",
+        "GetCallerIdentity",
+    ]
+)
+SERVICES = np.array(["ec2", "s3", "s3", "s3", "sts", "kms", "ssm", "sqs", "ec2", "sts"])
+METRICS = np.array(["gpu_util", "mem_util", "power_watts"])
+
+
+def api_events(n: int, principals: int, rng: np.random.Generator) -> pl.DataFrame:
+    """``n`` CloudTrail-shaped API calls by ``principals`` principals over 24 hours."""
+    who = rng.integers(0, principals, n)
+    op = rng.integers(0, len(OPS), n)
+    denied = rng.random(n) < 0.01
+    frame = pl.DataFrame(
+        {
+            "entity_id": pl.Series(
+                [f"arn:aws:iam::111122223333:user/p{i}" for i in range(principals)]
+            ).gather(who),
+            "time": _times(n, rng),
+            "cloud_operation": OPS[op],
+            "cloud_service": SERVICES[op],
+            "cloud_region": REGIONS[who % len(REGIONS)],
+            "denied": denied,
+        }
+    )
+    eid = pl.format("ct-{}", pl.int_range(pl.len()))
+    raw = pl.concat_str(
+        pl.lit('{"eventID":"'),
+        eid,
+        pl.lit('","eventName":"'),
+        pl.col("cloud_operation"),
+        pl.lit('","requestParameters":null}'),
+    )
+    error = pl.when(pl.col("denied")).then(pl.lit("AccessDenied")).otherwise(None)
+    return frame.with_columns(
+        error.alias("cloud_error_code"),
+        eid.alias("event_id"),
+        raw.alias("raw"),
+        pl.lit("cloudtrail").alias("source"),
+        pl.lit("api_activity").alias("class"),
+        pl.lit("principal").alias("entity_type"),
+        pl.lit("IAMUser").alias("cloud_principal_type"),
+        pl.lit("aws").alias("cloud_provider"),
+        pl.col("entity_id").str.extract(r"/(p\d+)$").alias("user_name"),
+    ).drop("denied")
+
+
+def metric_events(n: int, workloads: int, rng: np.random.Generator) -> pl.DataFrame:
+    """``n`` GPU metric events (utilisation / memory / power) of ``workloads`` GPUs."""
+    gpu = rng.integers(0, workloads, n)
+    metric = rng.integers(0, 3, n)
+    util = np.clip(rng.normal(40 + (gpu % 5) * 10, 8), 0, 100)
+    value = np.choose(metric, [util, util * 0.6, 60 + util * 2.5])
+    frame = pl.DataFrame(
+        {
+            "entity_id": pl.Series([f"gpu-node-{i}/gpu0" for i in range(workloads)]).gather(gpu),
+            "time": _times(n, rng),
+            "metric_name": METRICS[metric],
+            "metric_value": value,
+            "cloud_region": REGIONS[gpu % len(REGIONS)],
+        }
+    )
+    return frame.with_columns(
+        pl.format("m-{}", pl.int_range(pl.len())).alias("event_id"),
+        pl.lit("metrics").alias("source"),
+        pl.lit("metric").alias("class"),
+        pl.lit("workload").alias("entity_type"),
+        pl.lit("g5.xlarge").alias("instance_type"),
+        pl.lit("aws").alias("cloud_provider"),
+    )
+
+
+def _times(n: int, rng: np.random.Generator) -> pl.Series:
+    offsets = np.sort(rng.integers(0, 24 * 3600 * 1_000_000, n))
+    return pl.Series(offsets).cast(pl.Duration("us")) + START
+
+
+def hourly_batches(frame: pl.DataFrame) -> list[Batch]:
+    """The events as schema-conformant Arrow batches, one per hour, in time order."""
+    full = frame.sort("time").with_columns(
+        [
+            pl.lit(None).cast(_dtype(f.type)).alias(f.name)
+            for f in SCHEMA
+            if f.name not in frame.columns
+        ]
+    )
+    hour = full["time"].dt.truncate("1h")
+    table = full.select(SCHEMA.names).to_arrow().cast(SCHEMA)
+    bounds = np.flatnonzero(np.diff(hour.to_numpy().astype("int64"))) + 1
+    edges = [0, *bounds.tolist(), table.num_rows]
+    return [table.slice(a, b - a) for a, b in itertools.pairwise(edges)]
+
+
+def _dtype(arrow_type: pa.DataType) -> Any:
+    return pl.from_arrow(pa.array([], arrow_type)).dtype  # type: ignore[union-attr]
+
+
+def peak_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(batches: list[Batch]) -> dict[str, float]:
+    """Seconds per detector (and the profiler) over all batches, state carried."""
+    stages: dict[str, Any] = {n: cls() for n, cls in CLOUD_DETECTORS.items()}
+    profiler = EntityProfiler()
+    spent = dict.fromkeys([*stages, "profiles"], 0.0)
+    findings = 0
+    for batch in batches:
+        for name, det in stages.items():
+            t = time.perf_counter()
+            findings += len(det.detect(batch))
+            spent[name] += time.perf_counter() - t
+        t = time.perf_counter()
+        profiler.learn(batch)
+        spent["profiles"] += time.perf_counter() - t
+    spent["findings"] = findings
+    return spent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--entities", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    gpus = args.entities // 5
+    api = api_events(args.events // 2, args.entities - gpus, rng)
+    metrics = metric_events(args.events - api.height, gpus, rng)
+    batches = hourly_batches(pl.concat([api, metrics], how="diagonal_relaxed"))
+    n = sum(b.num_rows for b in batches)
+    before = peak_mb()
+    t = time.perf_counter()
+    spent = run(batches)
+    total = time.perf_counter() - t
+    print(
+        f"{n:,} events ({api.height:,} API calls of {args.entities - gpus:,} principals, "
+        f"{metrics.height:,} metric events of {gpus:,} GPUs) in {len(batches)} hourly batches"
+    )
+    print(
+        f"all cloud detectors + profiles: {total:.2f} s, {n / total:,.0f} events/s; "
+        f"{int(spent.pop('findings')):,} findings"
+    )
+    for name, secs in spent.items():
+        print(f"  {name:15} {secs:6.2f} s  {n / secs:12,.0f} events/s")
+    print(f"peak RSS: {before:,.0f} MB after generating, {peak_mb():,.0f} MB after detection")
+
+
+if __name__ == "__main__":
+    main()
