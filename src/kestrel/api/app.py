@@ -73,6 +73,7 @@ def _lifespan(state: ApiState, owned: bool):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        state.writer.close()
         if owned:  # a store the caller passed in is the caller's to close
             state.store.close()
 

@@ -21,12 +21,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kestrel.api.auth import Principal, Role, verify_token
 from kestrel.api.metrics import ApiMetrics
 from kestrel.api.settings import ApiSettings
+from kestrel.api.writer import GroupWriter
 from kestrel.events import Batch
 from kestrel.findings import Finding, Severity
 from kestrel.store import Store
 from kestrel.store.management import ManagementStore
 
 COOKIE = "kestrel_token"
+AGENT_SEEN_EVERY = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,13 @@ class ApiState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     _tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     live_runs: dict[str, Any] = field(default_factory=dict)  # kestrel.api.live.LiveRun by id
+    writer: GroupWriter = field(init=False)
+    # When each agent's inventory row was last written (monotonic seconds): last seen is
+    # written at most every `AGENT_SEEN_EVERY` seconds per agent, not on every request.
+    agent_marks: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.writer = GroupWriter(self.store, self.lock)
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal of ``token``, cached for ``token_cache_seconds``."""

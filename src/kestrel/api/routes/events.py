@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from kestrel.api.auth import Principal, Role
-from kestrel.api.deps import ApiState, Sender, State
+from kestrel.api.deps import AGENT_SEEN_EVERY, ApiState, Sender, State
 from kestrel.api.intake import IntakeError, Parsed, gunzip, parse_body, rejection_list
 from kestrel.api.routes import AUTH_ERRORS
 from kestrel.api.schemas import IntakeResult, Problem
@@ -103,13 +103,12 @@ def accept(
 
 
 def _store(state: ApiState, parsed: Parsed) -> AppendResult:
+    """Hand the batch to the group writer (appended with other requests' batches)."""
+    rejected = rejected_table(parsed.rejected, parsed.format) if parsed.rejected else None
     state.metrics.queue_depth.inc()
+    started = perf_counter()
     try:
-        with state.lock:
-            started = perf_counter()
-            result = state.store.append(parsed.batch)
-            if parsed.rejected:
-                state.store.append_rejected(rejected_table(parsed.rejected, parsed.format))
+        result = state.writer.submit(parsed.batch, rejected)
     finally:
         state.metrics.queue_depth.dec()
     state.metrics.stage_seconds.labels("store").observe(perf_counter() - started)
@@ -133,10 +132,16 @@ def _count(state: ApiState, parsed: Parsed, result: AppendResult) -> None:
 
 
 def _note_agent(state: ApiState, agent_id: str, parsed: Parsed, version: str | None) -> None:
-    """Inventory: last seen now, and host facts from the newest ``system`` event."""
+    """Inventory: last seen now, and host facts from the newest ``system`` event. Written
+    when facts come, else at most every `AGENT_SEEN_EVERY` seconds per agent."""
+    facts = _facts(parsed)
+    now = monotonic()
+    if facts is None and now - state.agent_marks.get(agent_id, -1e9) < AGENT_SEEN_EVERY:
+        return
+    state.agent_marks[agent_id] = now
     hosts = parsed.batch.column("host").drop_null().to_pylist() if parsed.batch.num_rows else []
     with state.lock:
-        state.mgmt.agent_seen(agent_id, hosts[-1] if hosts else None, version, _facts(parsed))
+        state.mgmt.agent_seen(agent_id, hosts[-1] if hosts else None, version, facts)
 
 
 def _facts(parsed: Parsed) -> dict[str, Any] | None:

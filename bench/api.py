@@ -1,0 +1,148 @@
+"""Intake throughput through ``POST /api/v1/events``: concurrent senders on loopback.
+
+A `kestrel serve` process (its own interpreter, over a fresh DuckDB file) takes agent
+envelopes as JSON Lines from ``--senders`` processes, each sending ``--batches`` requests of
+``--batch`` events over one keep-alive connection. Every event is distinct, so every one is
+stored (the store's count is checked at the end). Bodies are built before the clock starts.
+
+    .venv/bin/python bench/api.py                       # 4 senders x 50 batches x 1,000
+    .venv/bin/python bench/api.py --gzip --batches 25
+
+Prints events/s end to end (first request sent to last answer, all events in the store) and
+the request latency p50 / p99 / max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import multiprocessing as mp
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def envelope(sender: int, i: int) -> bytes:
+    """One agent process-start envelope, unique per (sender, i)."""
+    rec = {"agent_id": f"bench-{sender}", "event_type": "process",
+           "timestamp": 1714570867000 + i, "payload": {
+               "action": "start", "pid": 1000 + i % 30000, "ppid": 1,
+               "name": "python3", "exe": "/usr/bin/python3.11",
+               "cmdline": ["python3", "-m", "worker", f"--job={sender}-{i}"],
+               "username": "svc", "hostname": f"host-{sender}"}}  # fmt: skip
+    return json.dumps(rec, separators=(",", ":")).encode()
+
+
+def bodies(sender: int, batches: int, size: int, zipped: bool) -> list[bytes]:
+    out = []
+    for b in range(batches):
+        lines = b"\n".join(envelope(sender, b * size + i) for i in range(size)) + b"\n"
+        out.append(gzip.compress(lines, 1) if zipped else lines)
+    return out
+
+
+def sender(port: int, token: str, payloads: list[bytes], start: Any, q: Any) -> None:
+    """Send every payload in turn on one connection; report per-request latencies."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    start.wait()
+    lat = []
+    for body in payloads:
+        t = time.perf_counter()
+        conn.request("POST", "/api/v1/events", body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        lat.append(time.perf_counter() - t)
+        if resp.status != 200:
+            raise SystemExit(f"HTTP {resp.status}: {data[:300]!r}")
+    q.put((lat, time.perf_counter()))
+
+
+def serve(db: str, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([PY, "-m", "kestrel", "serve", "--db", db, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+    for _ in range(300):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/healthz")
+            if c.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def token(db: str) -> str:
+    out = subprocess.run([PY, "-m", "kestrel", "token", "create", "--role", "agent",
+                          "--name", "bench", "--db", db], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    return out.stdout.strip()
+
+
+def stored(port: int, tok: str) -> int:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", "/readyz", headers={"Authorization": f"Bearer {tok}"})
+    return int(json.loads(c.getresponse().read())["events"])
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--senders", type=int, default=4)
+    ap.add_argument("--batches", type=int, default=50, help="requests per sender")
+    ap.add_argument("--batch", type=int, default=1000, help="events per request")
+    ap.add_argument("--gzip", action="store_true", help="gzip each body (level 1)")
+    ap.add_argument("--port", type=int, default=18765)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "bench.duckdb")
+        tok = token(db)
+        server = serve(db, args.port)
+        try:
+            run(args, tok)
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+def run(args: argparse.Namespace, tok: str) -> None:
+    payloads = [bodies(s, args.batches, args.batch, args.gzip) for s in range(args.senders)]
+    size = sum(len(b) for p in payloads for b in p)
+    ctx = mp.get_context("fork")
+    start, q = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=sender, args=(args.port, tok, p, start, q)) for p in payloads]
+    for p in procs:
+        p.start()
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    start.set()
+    results = [q.get(timeout=600) for _ in procs]
+    elapsed = max(end for _, end in results) - t0
+    for p in procs:
+        p.join()
+    lat = [x for lats, _ in results for x in lats]
+    total = args.senders * args.batches * args.batch
+    in_store = stored(args.port, tok)
+    print(f"senders {args.senders}, requests {len(lat)} of {args.batch:,} events"
+          f"{' (gzip)' if args.gzip else ''}, {size / 1e6:.1f} MB sent")  # fmt: skip
+    print(f"events {total:,} in {elapsed:.2f} s: {total / elapsed:,.0f} events/s end to end; "
+          f"in store {in_store:,}")  # fmt: skip
+    print(f"request latency p50 {pct(lat, 50) * 1000:.0f} ms, p99 {pct(lat, 99) * 1000:.0f} ms, "
+          f"max {max(lat) * 1000:.0f} ms")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
