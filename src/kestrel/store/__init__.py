@@ -16,10 +16,16 @@ from kestrel.store.duckdb import DuckDBStore
 
 
 def open_store(db: str | Path) -> Store:
-    """Open the store a ``--db`` value names: a DuckDB file path or ``:memory:``."""
+    """Open the store a ``--db`` value names: a ``postgresql://`` URL (the shared store of
+    the distributed deployment), a DuckDB file path, or ``:memory:``."""
     text = str(db)
     if text.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("the PostgreSQL store is not built yet; use a DuckDB file path")
+        # imported here: psycopg is only loaded by deployments that use it
+        from kestrel.store.postgres import PostgresStore
+
+        return PostgresStore(text)
+    if "://" in text:
+        raise ConfigError(f"--db {text.split('://')[0]}://… is not a store Kestrel knows")
     return DuckDBStore(text)
 
 

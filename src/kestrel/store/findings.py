@@ -27,7 +27,7 @@ _DDL = (
   techniques VARCHAR, signals VARCHAR, evidence VARCHAR, source_ids VARCHAR, tags VARCHAR,
   window_seconds INTEGER)""",
     """CREATE TABLE IF NOT EXISTS detector_state (
-  detector VARCHAR, name VARCHAR, data BLOB, updated TIMESTAMPTZ)""",
+  detector VARCHAR, name VARCHAR, data BYTEA, updated TIMESTAMPTZ)""",
 )
 COLUMNS = ("finding_id", "detector", "entity_type", "entity_id", "first_seen", "last_seen",
             "severity", "title", "techniques", "signals", "evidence", "source_ids", "tags",

@@ -28,19 +28,29 @@ _SQL_TYPES: dict[pa.DataType, str] = {
 }
 
 
-def events_ddl(table: str = "events", options: dict[str, str] | None = None) -> str:
-    """CREATE TABLE for the events table (generic SQL; DuckDB and PostgreSQL accept it).
+# PostgreSQL spells a few types differently (it has no DOUBLE); the rest are shared.
+POSTGRES_TYPES: dict[pa.DataType, str] = {**_SQL_TYPES, pa.float64(): "DOUBLE PRECISION"}
+
+
+def events_ddl(
+    table: str = "events",
+    options: dict[str, str] | None = None,
+    types: dict[pa.DataType, str] | None = None,
+) -> str:
+    """CREATE TABLE for the events table; ``types`` is the dialect's type names
+    (DuckDB's by default, `POSTGRES_TYPES` for PostgreSQL).
 
     ``options`` adds a dialect's clause to a column, e.g. DuckDB's ``USING COMPRESSION zstd``.
     """
-    extra = options or {}
+    extra, names = options or {}, types or _SQL_TYPES
     cols = ",\n  ".join(
-        f'"{f.name}" {_SQL_TYPES[f.type]} {extra.get(f.name, "")}'.rstrip() for f in SCHEMA
+        f'"{f.name}" {names[f.type]} {extra.get(f.name, "")}'.rstrip() for f in SCHEMA
     )
     return f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols}\n)"
 
 
-def rejected_ddl(table: str = "rejected") -> str:
+def rejected_ddl(table: str = "rejected", types: dict[pa.DataType, str] | None = None) -> str:
     """CREATE TABLE for rejected records."""
-    cols = ",\n  ".join(f'"{f.name}" {_SQL_TYPES[f.type]}' for f in REJECTED_SCHEMA)
+    names = types or _SQL_TYPES
+    cols = ",\n  ".join(f'"{f.name}" {names[f.type]}' for f in REJECTED_SCHEMA)
     return f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols}\n)"
