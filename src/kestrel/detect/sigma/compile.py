@@ -33,7 +33,15 @@ from sigma.types import SigmaNumber, SigmaString, SigmaType, SpecialChars
 from kestrel.detect.sigma.literals import Requirement, requirement
 from kestrel.detect.sigma.load import RuleError, RuleIssue, rule_source
 from kestrel.detect.sigma.pipelines import Dispatch, kestrel_pipeline, logsource_dispatch
-from kestrel.detect.sigma.values import match_value, parts_match
+from kestrel.detect.sigma.values import (
+    Kind,
+    all_,
+    any_,
+    any_of,
+    match_value,
+    parts_match,
+    plain_kind,
+)
 from kestrel.events import SCHEMA
 
 _INT_COLUMNS = frozenset(f.name for f in SCHEMA if f.type == "int64")
@@ -101,7 +109,7 @@ def compile_rule(rule: SigmaRule, pipeline: ProcessingPipeline | None = None) ->
         raise RuleError("the condition is empty", rule_source(rule))
     literals = _union_all([requirement(t) for t in trees if t is not None])
     return CompiledRule(
-        _meta(rule), logsource_dispatch(rule.logsource), pl.any_horizontal(exprs), literals,
+        _meta(rule), logsource_dispatch(rule.logsource), any_(exprs).fill_null(False), literals,
         refs.names, tuple(refs.fields),
     )  # fmt: skip
 
@@ -130,17 +138,40 @@ def _reason(exc: RuleError) -> str:
 
 def _node(node: object, refs: _Refs) -> pl.Expr:
     if isinstance(node, ConditionAND):
-        return pl.all_horizontal([_node(a, refs) for a in node.args])
+        return all_([_node(a, refs) for a in node.args])
     if isinstance(node, ConditionOR):
-        return pl.any_horizontal([_node(a, refs) for a in node.args])
+        return any_(_or_args(node.args, refs))
     if isinstance(node, ConditionNOT):
-        return ~_node(node.args[0], refs)
+        return ~_node(node.args[0], refs).fill_null(False)
     if isinstance(node, ConditionFieldEqualsValueExpression):
         numeric = node.field in _INT_COLUMNS
         return match_value(node.field, node.value, refs.resolve, numeric)
     if isinstance(node, ConditionValueExpression):
         return _keyword(node.value, refs)
     raise RuleError(f"condition element {type(node).__name__} is not supported")
+
+
+def _or_args(args: Iterable[object], refs: _Refs) -> list[pl.Expr]:
+    """The branches of an ``or``; plain values of one field with the same kind (``Image|endswith:
+    [a, b, c]``) become one operation over the field instead of one per value."""
+    groups: dict[tuple[str, Kind], list[str]] = {}
+    out: list[pl.Expr] = []
+    for arg in args:
+        plain = _plain(arg)
+        if plain is None:
+            out.append(_node(arg, refs))
+        else:
+            groups.setdefault(plain[0], []).append(plain[1])
+    for (name, kind), literals in groups.items():
+        out.append(any_of(refs.resolve(name, True), kind, literals))
+    return out
+
+
+def _plain(arg: object) -> tuple[tuple[str, Kind], str] | None:
+    if not isinstance(arg, ConditionFieldEqualsValueExpression) or arg.field in _INT_COLUMNS:
+        return None
+    found = plain_kind(arg.value)
+    return ((arg.field, found[0]), found[1]) if found else None
 
 
 def _keyword(value: SigmaType, refs: _Refs) -> pl.Expr:

@@ -2,14 +2,18 @@
 
 * Matching is case-insensitive: the engine hands every field in lower case as well
   (``lc:<name>``), literals are lower-cased here; ``|cased`` and ``|re`` use the original.
-* Every leaf is NULL-safe: a missing field is *false*, never null, so ``not selection``
-  is true for an event that lacks the field (SQL's three-valued ``NOT`` gets this wrong).
+* NULL-safe: a missing field makes a leaf null, and ``and`` / ``or`` (Kleene logic) then
+  give exactly what they would with the leaf *false*; the compiler turns null into false
+  right under every ``not`` and at the top, so ``not selection`` is true for an event that
+  lacks the field (SQL's three-valued ``NOT`` gets this wrong). Filling at every leaf
+  instead would double the number of operations Polars runs per rule.
 * Wildcards: ``*x*`` / ``x*`` / ``*x`` become contains / starts_with / ends_with, anything
   else an anchored regex over the lower-cased field.
 """
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 
@@ -53,16 +57,16 @@ _OPS: dict[CompareOperators, Callable[[pl.Expr, float], pl.Expr]] = {
 
 
 def match_value(field: str, value: SigmaType, resolve: Resolve, numeric: bool) -> pl.Expr:
-    """The expression for ``field`` matching ``value``; never null.
+    """The expression for ``field`` matching ``value``; null (for false) where it is missing.
 
     ``numeric`` says the field is an integer column (``event_code``), compared as a number.
     """
-    return _match(field, value, resolve, numeric).fill_null(False)
+    return _match(field, value, resolve, numeric)
 
 
 def _match(field: str, value: SigmaType, resolve: Resolve, numeric: bool) -> pl.Expr:
     if isinstance(value, SigmaExpansion):
-        return pl.any_horizontal([match_value(field, v, resolve, numeric) for v in value.values])
+        return any_([match_value(field, v, resolve, numeric) for v in value.values])
     if isinstance(value, SigmaCasedString):
         return string_match(resolve(field, False), value, lower=False)
     if isinstance(value, SigmaString):
@@ -172,7 +176,7 @@ def cidr_match(col: pl.Expr, value: SigmaCIDRExpression) -> pl.Expr:
             tests.append(col.str.starts_with(pattern[:-1].lower()))
         else:
             tests.append(col == pattern.lower())
-    return pl.any_horizontal(tests)
+    return any_(tests)
 
 
 def fieldref_match(col: pl.Expr, other: pl.Expr, value: SigmaFieldReference) -> pl.Expr:
@@ -184,3 +188,55 @@ def fieldref_match(col: pl.Expr, other: pl.Expr, value: SigmaFieldReference) -> 
     if value.ends_with:
         return col.str.ends_with(other)
     return col == other
+
+
+# -- many values of one field at once ------------------------------------------------------
+
+Kind = str  # "eq" | "contains" | "startswith" | "endswith"
+
+
+def plain_kind(value: SigmaType) -> tuple[Kind, str] | None:
+    """(kind, lower-cased literal) for a case-insensitive string that is one plain run with at
+    most a leading and / or trailing ``*``; None for anything else (regex, ``?``, cased ...)."""
+    if not isinstance(value, SigmaString) or isinstance(value, SigmaCasedString):
+        return None
+    parts = list(value.s)
+    multi = SpecialChars.WILDCARD_MULTI
+    head, tail = bool(parts) and parts[0] is multi, len(parts) > 1 and parts[-1] is multi
+    inner = parts[int(head) : len(parts) - int(tail)]
+    if len(inner) != 1 or not isinstance(inner[0], str):
+        return None
+    kinds = {(False, False): "eq", (True, True): "contains", (False, True): "startswith"}
+    return kinds.get((head, tail), "endswith"), inner[0].lower()
+
+
+def any_of(col: pl.Expr, kind: Kind, literals: list[str]) -> pl.Expr:
+    """``col`` (lower-cased) equal to / containing / starting / ending with any literal, as
+    one operation: ``is_in``, one Aho-Corasick pass, or one anchored alternation."""
+    if len(literals) == 1:
+        one = {"eq": col.__eq__, "contains": lambda s: col.str.contains(s, literal=True),
+               "startswith": col.str.starts_with, "endswith": col.str.ends_with}  # fmt: skip
+        return one[kind](literals[0])
+    if kind == "eq":
+        return col.is_in(literals)
+    alternation = "(?:" + "|".join(re.escape(s) for s in literals) + ")"
+    anchored = {"startswith": "^" + alternation, "endswith": alternation + "$"}
+    return col.str.contains("(?s)" + anchored.get(kind, alternation))
+
+
+def any_(exprs: list[pl.Expr]) -> pl.Expr:
+    """``a | b | ...`` as a balanced tree (Polars runs ``|`` at half the cost of
+    ``any_horizontal``, whose inputs it materializes first)."""
+    return _balanced(exprs, operator.or_)
+
+
+def all_(exprs: list[pl.Expr]) -> pl.Expr:
+    """``a & b & ...`` as a balanced tree."""
+    return _balanced(exprs, operator.and_)
+
+
+def _balanced(exprs: list[pl.Expr], op: Callable[[pl.Expr, pl.Expr], pl.Expr]) -> pl.Expr:
+    if len(exprs) == 1:
+        return exprs[0]
+    mid = len(exprs) // 2
+    return op(_balanced(exprs[:mid], op), _balanced(exprs[mid:], op))
