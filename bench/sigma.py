@@ -30,7 +30,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse
 import random
-import re
 import resource
 import sqlite3
 import statistics
@@ -41,14 +40,13 @@ from collections import defaultdict
 from typing import Any
 
 import msgspec
-import pyarrow as pa
 from evtx import PyEvtxParser
-from sigma.backends.sqlite.sqlite import sqliteBackend
-from sigma.collection import SigmaCollection
 
 from kestrel.detect.sigma import SigmaEngine, compile_rules, load_rules
-from kestrel.detect.sigma.pipelines import FIELD_MAPS, SYSMON_IDS, Dispatch
-from kestrel.events import Batch, event_id, make_batch
+from kestrel.eval.sigma_sqlite import compare, run_queries, sqlite_queries, sqlite_table
+from kestrel.events import Batch
+from kestrel.ingest.framing import RawRecords
+from kestrel.ingest.windows import normalize
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,26 +124,23 @@ def generate(shapes: list[dict[str, Any]], n: int, seed: int = 7) -> list[dict[s
 
 
 def kestrel_batch(events: list[dict[str, Any]], start: int) -> Batch:
-    """Events as a Kestrel batch: ``raw`` in the EVTX JSON shape, mapped columns filled."""
-    by_id = {i: FIELD_MAPS.get(c, {}) for c, ids in reversed(SYSMON_IDS.items()) for i in ids}
-    cols: dict[str, list[Any]] = defaultdict(lambda: [None] * len(events))
+    """Events as Kestrel's `evtx` reader stores them: the EVTX JSON record through the same
+    Windows normalizer (columns, ``raw``, ids), so the engine sees what production sees."""
+    run = RawRecords("bench")
     for j, e in enumerate(events):
+        stamp = f"2024-01-01T00:00:00.{(start + j) % 1_000_000:06d}Z"
         system = {"EventID": e["id"], "Channel": SYSMON, "Computer": e["host"],
-                  "EventRecordID": start + j,
+                  "EventRecordID": start + j, "TimeCreated": {"#attributes": {"SystemTime": stamp}},
                   "Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}}}  # fmt: skip
-        raw = msgspec.json.encode({"Event": {"System": system, "EventData": e["data"]}})
-        for name, value in (("event_id", event_id("evtx", raw)), ("raw", raw.decode()),
-                            ("event_code", e["id"]), ("host", e["host"]),
-                            ("entity_id", e["host"])):  # fmt: skip
-            cols[name][j] = value
-        for field, column in by_id.get(e["id"], {}).items():
-            if e["data"].get(field) is not None and cols[column][j] is None:
-                cols[column][j] = str(e["data"][field])
-    n = len(events)
-    constants = {"source": "evtx", "channel": SYSMON, "class": "other", "entity_type": "host"}
-    data: dict[str, Any] = {**cols, **{k: [v] * n for k, v in constants.items()}}
-    data["time"] = pa.array([1_700_000_000_000_000 + start + i for i in range(n)], pa.int64())
-    return make_batch(data, n)
+        run.raws.append(msgspec.json.encode({"Event": {"System": system, "EventData": e["data"]}}))
+        run.lines.append(None)
+        run.numbers.append(j)
+    return normalize(run, evtx_only=True).batch
+
+
+def flat(e: dict[str, Any]) -> dict[str, Any]:
+    """An event as SQLite's ``logs`` table sees it."""
+    return {**e["data"], "EventID": e["id"], "Channel": SYSMON, "Computer": e["host"]}
 
 
 def measure_kestrel(engine: SigmaEngine, batches: list[Batch]) -> tuple[float, int, list[Any]]:
@@ -166,56 +161,12 @@ def micro_batch_ms(engine: SigmaEngine, batch: Batch, size: int = 10_000) -> flo
     return statistics.median(runs)
 
 
-def sqlite_table(events: list[dict[str, Any]]) -> sqlite3.Connection:
-    """The Zircolite layout: one table ``logs``, one column per source field."""
-    con = sqlite3.connect(":memory:")
-    con.create_function("REGEXP", 2, _regexp, deterministic=True)
-    names = {k for e in events for k in e["data"]} | {"EventID", "Channel", "Computer"}
-    fields = sorted({f.lower(): f for f in sorted(names)}.values())  # SQLite names ignore case
-    con.execute("CREATE TABLE logs (row_id INTEGER, " + ", ".join(f'"{f}"' for f in fields) + ")")
-    rows = [(i, *(_sql_value(e, f) for f in fields)) for i, e in enumerate(events)]
-    con.executemany(f"INSERT INTO logs VALUES ({', '.join('?' * (len(fields) + 1))})", rows)
-    return con
-
-
-def _sql_value(e: dict[str, Any], f: str) -> Any:
-    extra = {"EventID": e["id"], "Channel": SYSMON, "Computer": e["host"]}
-    value = extra.get(f, e["data"].get(f))
-    return value if value is None or isinstance(value, int | float) else str(value)
-
-
-def _regexp(pattern: str, value: Any) -> bool:
-    return value is not None and re.search(pattern, str(value)) is not None
-
-
-def sqlite_queries(rules: list[Any], dispatch: dict[str, Dispatch]) -> dict[str, str]:
-    """Rule id → one SQLite query (pySigma's SQLite backend), with the same dispatch."""
-    backend, out = sqliteBackend(), {}  # type: ignore[no-untyped-call]
-    for rule in rules:
-        d = dispatch.get(str(rule.id))
-        if d is None or d.never:
-            continue
-        try:
-            (sql,) = backend.convert(SigmaCollection([rule]))
-        except Exception:  # a rule the backend cannot convert is simply not compared
-            continue
-        where = sql.split(" WHERE ", 1)[1] if " WHERE " in sql else "1=1"
-        codes = ", ".join(str(c) for c in sorted(d.codes)) or "EventID"
-        out[str(rule.id)] = f"SELECT row_id FROM logs WHERE EventID IN ({codes}) AND ({where})"
-    return out
-
-
 def measure_sqlite(
     con: sqlite3.Connection, queries: dict[str, str]
 ) -> tuple[float, dict[str, set[int]]]:
     """Seconds for every query once, and rule id → matched row ids."""
-    found: dict[str, set[int]] = {}
     t = time.perf_counter()
-    for rid, sql in queries.items():
-        try:
-            found[rid] = {r[0] for r in con.execute(sql)}
-        except sqlite3.Error:
-            continue
+    found = run_queries(con, queries)
     return time.perf_counter() - t, found
 
 
@@ -253,7 +204,7 @@ def main() -> None:
           f"10k micro-batch {micro:.0f} ms; peak RSS {rss1 / 1024:,.0f} MiB "
           f"(+{(rss1 - rss0) / 1024:,.0f} MiB while matching)")  # fmt: skip
     sql_events = unique[: args.sqlite_events]
-    con = sqlite_table(sql_events)
+    con = sqlite_table([flat(e) for e in sql_events])
     dispatch = {r.meta.id: r.dispatch for r in compiled}
     queries = sqlite_queries(windows, dispatch)
     sql_secs, sql_found = measure_sqlite(con, queries)
@@ -261,21 +212,24 @@ def main() -> None:
     print(f"sqlite: {len(sql_found):,} rules as queries over {len(sql_events):,} events: "
           f"{sql_secs:.1f} s, {sqlite_eps:,.0f} events/s")  # fmt: skip
     print(f"ratio: kestrel / sqlite = {kestrel_eps / sqlite_eps:,.1f}x")
-    agreement(engine, kestrel_batch(sql_events, 0), sql_found)
+    agreement(engine, sql_events, queries, sql_found)
 
 
-def agreement(engine: SigmaEngine, batch: Batch, sql_found: dict[str, set[int]]) -> None:
-    """Per rule: do both engines match the same events? Prints the rules that differ."""
+def agreement(engine: SigmaEngine, events: list[dict[str, Any]], queries: dict[str, str],
+              sql_found: dict[str, set[int]]) -> None:  # fmt: skip
+    """Per rule: do both engines match the same events? Differences are checked again on a
+    normalized table (case, types: see `kestrel.eval.sigma_sqlite`)."""
     ids = [r.meta.id for r in engine.rules]
     mine: dict[str, set[int]] = defaultdict(set)
-    for rule, row in engine.match(batch).iter_rows():
+    for rule, row in engine.match(kestrel_batch(events, 0)).iter_rows():
         mine[ids[rule]].add(row)
-    differ = {rid: (len(rows), len(mine.get(rid, set())))
-              for rid, rows in sql_found.items() if rows != mine.get(rid, set())}  # fmt: skip
-    same = len(sql_found) - len(differ)
-    print(f"agreement: {same:,} of {len(sql_found):,} rules match the same events")
-    for rid, (s, k) in sorted(differ.items()):
-        print(f"  differs {rid}: sqlite {s} events, kestrel {k}")
+    result = compare(mine, [flat(e) for e in events], queries, sql_found)
+    print(f"agreement: {len(result.same):,} of {len(sql_found):,} rules match the same events; "
+          f"{len(result.explained)} differ by case / type only, "
+          f"{len(result.unexplained)} otherwise")  # fmt: skip
+    for label, rules in (("case/type", result.explained), ("UNEXPLAINED", result.unexplained)):
+        for rid, (s, k) in sorted(rules.items()):
+            print(f"  {label} {rid}: sqlite {s} events, kestrel {k}")
 
 
 if __name__ == "__main__":
