@@ -31,6 +31,13 @@ def test_append_is_idempotent_and_counts_duplicates(store: DuckDBStore):
     assert store.stats().total == 4
 
 
+def test_duplicates_inside_one_batch_keep_every_distinct_event(store: DuckDBStore):
+    result = store.append(_batch(["a", "b", "a", "c", "b", "d"]))
+    assert (result.stored, result.duplicates) == (4, 2)
+    ids = store.query("SELECT event_id FROM events ORDER BY event_id").column(0).to_pylist()
+    assert ids == ["a", "b", "c", "d"]
+
+
 def test_stats_shape(store: DuckDBStore):
     store.append(_batch(["a", "b", "c"], ["process", "network", "process"]))
     assert store.stats().as_dict() == {

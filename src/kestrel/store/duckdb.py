@@ -1,9 +1,11 @@
 """The embedded store: one DuckDB file (or ``:memory:``), no service to run.
 
-Appends are idempotent without a primary-key index: the batch is first made unique on
-``event_id`` and then inserted with an anti-join against what is stored. An ART index on a
-random 32-character key costs more memory and time than that join does at our batch sizes,
-and DuckDB's zone maps serve the time / class / entity filters without one.
+Appends are idempotent through a unique index on ``event_id``: the batch is made unique and
+inserted with ``INSERT OR IGNORE``. An anti-join against the stored ids (the first design)
+was cheaper for the first few batches but rebuilt a hash table over every stored id on each
+append: 1,000,000 CloudTrail events took 81 s that way and its cost grew with the store; the
+index keeps each append's cost flat (bench/RESULTS.md). DuckDB's zone maps serve the time /
+class / entity filters without further indexes.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class DuckDBStore:
     def _migrate(self) -> None:
         for ddl in (
             events_ddl(options=_COLUMN_OPTIONS),
+            "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id)",
             rejected_ddl(),
             "CREATE TABLE IF NOT EXISTS kestrel_meta (key VARCHAR, value VARCHAR)",
         ):
@@ -74,10 +77,7 @@ class DuckDBStore:
         unique = _unique_by_event_id(batch.select(SCHEMA.names).cast(SCHEMA))
         self._con.register("_incoming", unique)
         try:
-            stored = self._rows(
-                "INSERT INTO events SELECT i.* FROM _incoming i "
-                "ANTI JOIN events e ON e.event_id = i.event_id"
-            )
+            stored = self._rows("INSERT OR IGNORE INTO events SELECT * FROM _incoming")
         finally:
             self._con.unregister("_incoming")
         return AppendResult(stored, batch.num_rows - stored)
@@ -103,6 +103,10 @@ class DuckDBStore:
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         self._con.execute(sql, params or []).fetchall()
+
+    def query_batches(self, sql: str, rows: int = 65_536) -> pa.RecordBatchReader:
+        """`query` a batch at a time (a hunt's DISP of a million rows streams its JSON)."""
+        return self._con.sql(sql).to_arrow_reader(rows)
 
     def register(self, name: str, table: pa.Table) -> None:
         self._con.register(name, table)
@@ -150,7 +154,7 @@ def _unique_by_event_id(batch: Batch) -> Batch:
         .aggregate([("i", "min")])
         .column("i_min")
     )
-    return batch.take(pc.sort_indices(first))
+    return batch.take(first.take(pc.sort_indices(first)))
 
 
 def _filter_sql(where: EventFilter) -> tuple[str, list[Any]]:
