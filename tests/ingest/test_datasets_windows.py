@@ -48,6 +48,8 @@ def test_otrf_windows(datasets: Path, store: DuckDBStore):
     report = ingest_paths([_path(datasets, "otrf_security_datasets/atomic/windows")], store)
     assert _counts(report, "winlog-json") == (32_418, 30_164, 2_254, 0)
     assert report.skipped == []
+    distinct = store.query("SELECT count(DISTINCT event_id), count(*) FROM events").to_pylist()
+    assert distinct == [{"count(DISTINCT event_id)": 30_164, "count_star()": 30_164}]
 
 
 def test_evtx_attack_samples(datasets: Path, store: DuckDBStore):
