@@ -55,10 +55,12 @@ def test_get_several_bundles(hunt: Session, data: Path, limit: str, expected: in
 def test_last_datasource_is_remembered(hunt: Session, data: Path) -> None:
     hunt.execute(f"a = GET process FROM file://{data}/doctored-1k.json WHERE name = \"cmd.exe\"\n"
                  "b = GET process WHERE name = 'svchost.exe'")  # fmt: skip
-    # 1.x: 14 and 704 process *records*; the same records here are 7 and 5 processes
+    # 1.x: 14 and 704 process *records*; the same records here are 7 and 5 processes. Their
+    # events sum to 703: one record names an svchost.exe only as the parent of another, and a
+    # process seen acting is observed through its own events (docs/hunting.md, identity)
     assert (hunt.count("a"), hunt.count("b")) == (7, 5)
     records = hunt.execute("g = GROUP b BY name WITH SUM(number_observed) AS n\nDISP g ATTR n")
-    assert int(records[0].table.column("n")[0].as_py()) == 704  # type: ignore[union-attr]
+    assert int(records[0].table.column("n")[0].as_py()) == 703  # type: ignore[union-attr]
 
 
 def test_time_range(hunt: Session, data: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,12 +40,12 @@ def hunt(
     text = execute if execute is not None else _read(huntbook)
     store = open_store(db or default_db())
     try:
-        with Session(store, ignore_case=ignore_case) as session:
+        # DISP rows stay in the engine until shown, so render before the session closes
+        with Session(store, ignore_case=ignore_case, lazy_display=True) as session:
             displays = session.execute(text)
-            summary = _summary(session) if not displays else None
+            _render(displays, _summary(session) if not displays else None, fmt)
     finally:
         store.close()
-    _render(displays, summary, fmt)
 
 
 def _read(path: Path | None) -> str:
@@ -67,17 +68,23 @@ def _summary(session: object) -> list[dict[str, object]]:
 
 
 def _render(displays: Sequence[object], summary: list[dict[str, object]] | None, fmt: str) -> None:
-    from kestrel.hunt.display import TableDisplay, TextDisplay, to_json
+    from kestrel.hunt.display import TableDisplay, TextDisplay, write_json
 
+    if fmt == "json" and summary is None:
+        sys.stdout.flush()
+        write_json(list(displays), sys.stdout.buffer)  # type: ignore[arg-type]
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.buffer.flush()
+        return
     if fmt == "json":
-        print(to_json(list(displays)) if summary is None else json.dumps(summary))  # type: ignore[arg-type]
+        print(json.dumps(summary))
         return
     for d in displays:
         if isinstance(d, TableDisplay):
-            rows = d.table.slice(0, MAX_TABLE_ROWS).to_pylist()
-            console.print(_rich_table(d.title, d.table.column_names, rows))
-            if d.table.num_rows > MAX_TABLE_ROWS:
-                console.print(f"… {d.table.num_rows - MAX_TABLE_ROWS:,} more rows "
+            page, total = d.head(MAX_TABLE_ROWS)
+            console.print(_rich_table(d.title, page.column_names, page.to_pylist()))
+            if total > MAX_TABLE_ROWS:
+                console.print(f"… {total - MAX_TABLE_ROWS:,} more rows "
                               "(use LIMIT / OFFSET, or --format json for all)")  # fmt: skip
         elif isinstance(d, TextDisplay):
             console.rule(d.title)

@@ -95,7 +95,12 @@ def disp(s: Session, st: ast.Statement) -> list[Display]:
     """DISP: a table of the variable's entities."""
     c = st.command
     assert isinstance(c, ast.Disp)
-    return [TableDisplay(c.expr.variable, s._query(s._compiler().disp(c.expr)))]
+    query = s._compiler().disp(c.expr)
+    if not s.lazy_display:
+        return [TableDisplay(c.expr.variable, s._query(query))]
+    from kestrel.hunt.rows import QueryRows
+
+    return [TableDisplay(c.expr.variable, QueryRows(s.store, query))]
 
 
 def info(s: Session, st: ast.Statement) -> list[Display]:

@@ -21,6 +21,7 @@ from kestrel.errors import HuntError, HuntNameError
 from kestrel.events.schema import COLUMN_NAMES, COLUMN_TYPES
 from kestrel.hunt import ast
 from kestrel.hunt.entities import ENTITY_TYPES, TYPE_ALIASES, EntityType, Role
+from kestrel.hunt.entity_sql import Present, entity_query, kept_attrs
 from kestrel.hunt.relations import known, lookup
 from kestrel.hunt.where import ExprContext, SigmaTable, condition
 
@@ -89,8 +90,10 @@ class Compiler:
         now: datetime | None = None,
         ignore_case: bool = False,
         sigma: SigmaTable | None = None,
+        present: Present | None = None,
     ) -> None:
         self.catalog = catalog
+        self.present = present
         self.dialect = dialect
         self.now = now or datetime.now(UTC)
         self.ignore_case = ignore_case
@@ -139,22 +142,9 @@ class Compiler:
         extra: list[exp.Expr],
         limit: int | None,
     ) -> exp.Select:
-        parts = [self._role_rows(etype, role, source, where, extra) for role in roles]
-        rows: exp.Query = parts[0]
-        for part in parts[1:]:
-            rows = exp.union(rows, part, distinct=False)
-        aggs = [exp.func("MIN", exp.column(a)).as_(a) for a in etype.attrs]
-        query = (
-            exp.select("_key", *aggs,
-                       exp.func("COUNT", exp.Star()).as_("number_observed"),
-                       exp.func("MIN", exp.column("_time")).as_("first_observed"),
-                       exp.func("MAX", exp.column("_time")).as_("last_observed"))
-            .from_(rows.subquery("e"))
-            .group_by("_key")
-        )  # fmt: skip
-        if limit is not None:
-            query = query.order_by("first_observed", "_key").limit(limit)
-        return query
+        kept = kept_attrs(etype, roles, source, self.present)
+        parts = [(role, self._role_rows(etype, role, source, where, extra, kept)) for role in roles]
+        return entity_query(etype, parts, kept, lambda a: _typed_null(etype, a), limit)
 
     def _role_rows(
         self,
@@ -163,6 +153,7 @@ class Compiler:
         source: str,
         where: ast.Where | None,
         extra: list[exp.Expr],
+        kept: tuple[str, ...],
     ) -> exp.Select:
         def col(attr: str) -> exp.Expr:
             return (
@@ -171,7 +162,7 @@ class Compiler:
 
         present = [exp.column(role.columns[a]).is_(exp.null()).not_()
                    for a in etype.required if a in role.columns]  # fmt: skip
-        query = exp.select(etype.key(col).as_("_key"), *(col(a).as_(a) for a in etype.attrs),
+        query = exp.select(etype.key(col).as_("_key"), *(col(a).as_(a) for a in kept),
                            exp.column("time").as_("_time")).from_(_table(source))  # fmt: skip
         if role.classes:
             query = query.where(exp.column("class", quoted=True).isin(
@@ -235,7 +226,9 @@ class Compiler:
         query = query.order_by(*self._default_order(var, c))
         plain = ast.VarExpr(c.variable, where=c.where, limit=c.limit, offset=c.offset, span=c.span)
         return (
-            self._filter_clauses(query, var, plain) if (c.where or c.limit or c.offset) else query
+            self._filter_clauses(query, var, plain)
+            if (c.where or c.limit is not None or c.offset is not None)
+            else query
         )
 
     def _default_attrs(self, var: VarInfo, transform: str | None) -> tuple[str, ...]:

@@ -32,6 +32,8 @@ class Role:
     name: str
     columns: Mapping[str, str]
     classes: tuple[str, ...] = ()
+    # rows only for entities no earlier role of the type mentions (see kestrel.hunt.entity_sql)
+    only_new: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,8 @@ _HASHES = {"MD5": "md5", "'MD5'": "md5", "SHA-1": "sha1", "'SHA-1'": "sha1", "SH
 PROCESS = EntityType(
     "process",
     tuple(_PROCESS_ACTOR),
-    (Role("actor", _PROCESS_ACTOR, _PROC_CLASSES), Role("parent", _PROCESS_PARENT, ("process",))),
+    (Role("actor", _PROCESS_ACTOR, _PROC_CLASSES),
+     Role("parent", _PROCESS_PARENT, ("process",), only_new=True)),
     _process_key,
     {
         # Kestrel 1.x (STIX 2.0 observed-data)

@@ -24,6 +24,7 @@ from kestrel.errors import HuntError, HuntNameError
 from kestrel.hunt import ast
 from kestrel.hunt.compile import Compiler, VarInfo, entity_type
 from kestrel.hunt.display import Display, TableDisplay, TextDisplay
+from kestrel.hunt.entities import Role
 from kestrel.hunt.format import format_statement
 from kestrel.hunt.parser import parse
 from kestrel.hunt.sources import SourceTables
@@ -40,10 +41,17 @@ class Session:
             DuckDB store when omitted.
         ignore_case: string comparisons (=, !=, IN, LIKE, MATCHES) ignore case.
         now: the time ``LAST n DAYS`` counts back from (tests pin it).
+        lazy_display: DISP returns rows still in the engine (a page or streamed JSON is
+            read when shown, until the session closes) instead of an Arrow table.
     """
 
     def __init__(
-        self, store: Store | None = None, *, ignore_case: bool = False, now: datetime | None = None
+        self,
+        store: Store | None = None,
+        *,
+        ignore_case: bool = False,
+        now: datetime | None = None,
+        lazy_display: bool = False,
     ) -> None:
         if store is None:
             from kestrel.store import DuckDBStore
@@ -52,12 +60,15 @@ class Session:
         self.store = store
         self.ignore_case = ignore_case
         self.now = now
+        self.lazy_display = lazy_display
+        self._retired: list[str] = []  # replaced tables a lazy DISP may still read
         self._vars: dict[str, VarInfo] = {}
         self._prefix = f"_hunt{next(_SESSIONS)}_"
         self._sources = SourceTables(store, self._prefix)
         self._tables = itertools.count(1)
         self._last_source: tuple[str, ...] = ("store",)
         self._sigma_tables: dict[tuple[str, str], str] = {}
+        self._filled: dict[tuple[str, str, str], frozenset[str]] = {}
 
     # -- public surface -----------------------------------------------------------------------
 
@@ -97,9 +108,10 @@ class Session:
 
     def close(self) -> None:
         """Drop the session's tables (the store itself stays open: it belongs to the caller)."""
-        for var in self._vars.values():
-            self.store.execute(f'DROP TABLE IF EXISTS "{var.table}"')
+        for table in [*self._retired, *(var.table for var in self._vars.values())]:
+            self.store.execute(f'DROP TABLE IF EXISTS "{table}"')
         self._vars.clear()
+        self._retired.clear()
         self._sources.close()
 
     def __enter__(self) -> Session:
@@ -127,7 +139,8 @@ class Session:
     # -- helpers the command handlers share ---------------------------------------------------
 
     def _compiler(self) -> Compiler:
-        return Compiler(_Catalog(self), self.store.dialect, self.now, self.ignore_case, self._sigma)
+        return Compiler(_Catalog(self), self.store.dialect, self.now, self.ignore_case,
+                        self._sigma, self._present)  # fmt: skip
 
     def _sql(self, query: exp.Expr) -> str:
         return query.sql(dialect=self.store.dialect)
@@ -150,7 +163,9 @@ class Session:
     def _replace(self, name: str, info: VarInfo) -> None:
         old = self._vars.get(name)
         self._vars[name] = info
-        if old is not None:
+        if old is not None and self.lazy_display:
+            self._retired.append(old.table)
+        elif old is not None:
             self.store.execute(f'DROP TABLE IF EXISTS "{old.table}"')
 
     def _assign_table(
@@ -166,6 +181,14 @@ class Session:
             return self._assign(statement, query, etype, source)
         finally:
             self.store.unregister(staged)
+
+    def _present(self, source: str, role: Role) -> frozenset[str]:
+        """The role's event columns with a value somewhere in ``source`` (one COUNT per
+        column, once per session): GET and FIND skip aggregating the empty ones."""
+        key = (source, role.name, ",".join(role.classes))
+        if key not in self._filled:
+            self._filled[key] = filled_columns(self.store, source, role)
+        return self._filled[key]
 
     def _sigma(self, rule: str, span: ast.Span) -> exp.Select:
         from kestrel.hunt.sigma import matched_events
@@ -213,6 +236,18 @@ class _LazyHandlers(dict[type[Any], Handler]):
 
 
 _HANDLERS: dict[type[Any], Handler] = _LazyHandlers()
+
+
+def filled_columns(store: Store, source: str, role: Role) -> frozenset[str]:
+    """The role's columns that are not NULL in every row of ``source`` (of its classes)."""
+    columns = sorted(set(role.columns.values()))
+    counts = [exp.func("COUNT", exp.column(c, quoted=True)).as_(c, quoted=True) for c in columns]
+    query = exp.select(*counts).from_(exp.to_table(source, quoted=not source.isidentifier()))
+    if role.classes:
+        query = query.where(exp.column("class", quoted=True).isin(
+            *(exp.Literal.string(c) for c in role.classes)))  # fmt: skip
+    row = store.query(query.sql(dialect=store.dialect)).to_pylist()[0]
+    return frozenset(c for c, n in row.items() if n)
 
 
 def statement_text(statement: ast.Statement) -> str:

@@ -1,0 +1,98 @@
+"""DISP rows left in the engine until they are shown: a page, a count, or JSON streamed.
+
+A DISP over a million entities should cost what is shown, not a million Python objects: a
+terminal table asks for its first rows (the LIMIT goes into the SQL), JSON output asks for
+every row, and on DuckDB the engine writes each row's JSON itself (``to_json``) and hands
+it over a batch at a time, so neither the rows nor the whole text sit in memory at once.
+Other stores (PostgreSQL) fall back to one Arrow table written by Polars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+import pyarrow as pa
+from sqlglot import exp
+
+from kestrel.store import Store
+
+BATCH_ROWS = 65_536
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+
+
+class BatchStore(Protocol):
+    """A store that can hand a result over a batch at a time (DuckDB)."""
+
+    def query_batches(self, sql: str, rows: int = BATCH_ROWS) -> pa.RecordBatchReader:
+        """The rows of ``sql``, ``rows`` at a time."""
+        ...
+
+
+class QueryRows:
+    """The rows of one SELECT over a live session's tables (valid until it closes)."""
+
+    def __init__(self, store: Store, query: exp.Select) -> None:
+        self._store = store
+        self._query = query
+
+    def table(self, limit: int | None = None) -> pa.Table:
+        """All rows, or the first ``limit`` (pushed into the SQL)."""
+        return self._store.query(self._sql(_capped(self._query, limit)))
+
+    def count(self) -> int:
+        """How many rows there are, counted by the engine."""
+        sql = exp.select(exp.func("COUNT", exp.Star()).as_("n")).from_(self._query.subquery("d"))
+        return int(self._store.query(self._sql(sql)).column("n")[0].as_py())
+
+    def json_chunks(self) -> Iterator[bytes]:
+        """The rows as JSON objects separated by commas (no brackets), in pieces."""
+        batches = getattr(self._store, "query_batches", None)
+        if batches is None or self._store.dialect != "duckdb":
+            from kestrel.hunt.display import polars_rows
+
+            yield polars_rows(self.table())
+            return
+        sql = self._sql(_as_json(self._query, self.table(0).schema))
+        first = True
+        for batch in batches(sql, BATCH_ROWS):
+            if batch.num_rows:
+                yield (b"" if first else b",") + _joined(batch.column(0))
+                first = False
+
+    def _sql(self, query: exp.Expr) -> str:
+        return query.sql(dialect=self._store.dialect)
+
+
+def _capped(query: exp.Select, limit: int | None) -> exp.Select:
+    """``query`` with at most ``limit`` rows (keeping a smaller LIMIT it already has)."""
+    if limit is None:
+        return query
+    given = query.args.get("limit")
+    if given is not None and given.expression.is_int:
+        limit = min(limit, int(given.expression.name))
+    return query.copy().limit(limit)
+
+
+def _as_json(query: exp.Select, schema: pa.Schema) -> exp.Select:
+    """The same SELECT (order, filters) with one column: each row as a JSON object."""
+    fields = []
+    for projection, field in zip(query.expressions, schema, strict=True):
+        value = projection.unalias() if isinstance(projection, exp.Alias) else projection
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            utc = exp.Anonymous(this="timezone", expressions=[exp.Literal.string("UTC"), value])
+            value = exp.func("strftime", utc, exp.Literal.string(_TIME_FORMAT))
+        key = exp.to_identifier(field.name, quoted=True)
+        fields.append(exp.PropertyEQ(this=key, expression=value.copy()))
+    row = exp.func("to_json", exp.Struct(expressions=fields))
+    return query.copy().select(row.as_("j"), append=False)
+
+
+def _joined(column: pa.ChunkedArray | pa.Array) -> bytes:
+    """The column's strings joined by commas, by Arrow (no Python object per row)."""
+    import pyarrow.compute as pc
+
+    strings = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    offsets = pa.array([0, len(strings)], pa.int32())
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, strings), ",")
+    return bytes(joined[0].as_buffer())

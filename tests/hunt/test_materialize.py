@@ -1,0 +1,68 @@
+"""How GET builds entities (pruned aggregates, parents only when new) and lazy DISP rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from tests.hunt.conftest import T0
+
+from kestrel.hunt.display import TableDisplay, to_json
+from kestrel.hunt.session import Session
+from kestrel.store import DuckDBStore
+
+
+@pytest.fixture
+def lazy(hunt_store: DuckDBStore) -> Iterator[Session]:
+    with Session(hunt_store, now=T0.replace(hour=13), lazy_display=True) as s:
+        yield s
+
+
+def test_empty_attributes_are_null_columns_not_aggregates(session: Session) -> None:
+    session.execute("p = GET process")
+    assert "MIN(md5)" not in session.info("p").sql  # no event has a hash
+    assert session.variable("p").column("md5").null_count == session.count("p")
+
+
+def test_a_process_seen_acting_is_observed_through_its_own_events(session: Session) -> None:
+    session.execute("p = GET process WHERE uid = 'g-cmd'")
+    row = session.variable("p").to_pylist()[0]
+    # acting in one event; named as a parent in two more, which do not add to its count
+    assert (row["number_observed"], row["first_observed"]) == (1, T0.replace(minute=1))
+    assert row["command_line"] == "cmd.exe /c whoami"
+
+
+def test_a_process_named_only_as_parent_is_still_a_process(session: Session) -> None:
+    session.execute("p = GET process WHERE name = 'wininit.exe'")
+    assert session.variable("p").column("pid").to_pylist() == [4]
+
+
+def test_lazy_disp_equals_eager(session: Session, lazy: Session) -> None:
+    hunt = "p = GET process\nDISP p ATTR pid, name, first_observed"
+    eager, late = session.execute(hunt)[0], lazy.execute(hunt)[0]
+    assert isinstance(eager, TableDisplay) and isinstance(late, TableDisplay)
+    assert late.table.equals(eager.table)
+    rows = json.loads(to_json([late]))[0]["rows"]
+    assert [r["pid"] for r in rows] == eager.table.column("pid").to_pylist()
+    assert rows[0]["first_observed"].startswith("2024-05-01T12:")
+
+
+def test_lazy_disp_pushes_the_page_into_sql(lazy: Session) -> None:
+    late = lazy.execute("p = GET process\nDISP p ATTR pid LIMIT 3")[0]
+    assert isinstance(late, TableDisplay)
+    page, total = late.head(2)
+    assert (page.num_rows, total) == (2, 3)
+    assert late.head(10)[0].num_rows == 3
+
+
+def test_lazy_disp_survives_reassignment(lazy: Session) -> None:
+    out = lazy.execute("p = GET process WHERE pid = 500\nDISP p ATTR pid\np = GET process")
+    assert isinstance(out[0], TableDisplay)
+    assert out[0].table.column("pid").to_pylist() == [500]
+
+
+def test_disp_limit_zero_shows_no_rows(session: Session) -> None:
+    out = session.execute("p = GET process\nDISP p ATTR pid LIMIT 0")
+    assert isinstance(out[0], TableDisplay) and out[0].table.num_rows == 0
+    assert json.loads(to_json(out))[0]["rows"] == []
