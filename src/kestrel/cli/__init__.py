@@ -42,7 +42,7 @@ def _root(
 # commands on `app` when imported; add a new one here (one name, no import-sorting churn).
 COMMAND_MODULES: tuple[str, ...] = (
     "ingest", "detect", "sigma", "hunt", "scan", "endpoint",
-    "serve", "agent", "playbook", "audit",
+    "serve", "agent", "playbook", "audit", "distributed",
 )  # fmt: skip
 
 

@@ -66,11 +66,25 @@ def _v3(store: PostgresStore) -> None:
     management.ManagementStore(store)
 
 
+def _v4(store: PostgresStore) -> None:
+    # The distributed runner's bookkeeping: which messages a stage has committed (so a
+    # redelivered one is acked without running twice) and how far each route has got.
+    store.execute(
+        "CREATE TABLE IF NOT EXISTS pipeline_done (message_id TEXT PRIMARY KEY, "
+        "route TEXT, events INTEGER, done TIMESTAMPTZ)"
+    )
+    store.execute(
+        "CREATE TABLE IF NOT EXISTS pipeline_progress (route TEXT PRIMARY KEY, "
+        "last_event TIMESTAMPTZ, messages BIGINT, events BIGINT, updated TIMESTAMPTZ)"
+    )
+
+
 # (version, what it does, how): append only; a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str, Callable[[PostgresStore], None]], ...] = (
     (1, "events and rejected tables; event_id unique; time/class/entity/source indexes", _v1),
     (2, "findings and detector_state tables with their indexes", _v2),
     (3, "management tables (tokens, audit, statuses, suppressions, agents, policies)", _v3),
+    (4, "distributed pipeline bookkeeping: pipeline_done, pipeline_progress", _v4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

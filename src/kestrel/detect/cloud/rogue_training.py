@@ -45,6 +45,9 @@ class RogueTrainingDetector(StatefulDetector):
     """Training jobs on a new instance type, at an unusual hour, or unusually long / large."""
 
     name: ClassVar[str] = "rogue_training"
+    # the state is per owner (account, else host), not per job: the distributed runner
+    # sends each owner's events to one partition by these columns (first non-null)
+    partition_key: ClassVar[tuple[str, ...]] = ("cloud_account", "host")
     _state_names = ("baseline", "types", "jobs", "hours")
 
     def __init__(
