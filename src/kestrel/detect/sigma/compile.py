@@ -30,7 +30,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from sigma.types import SigmaNumber, SigmaString, SigmaType, SpecialChars
 
-from kestrel.detect.sigma.literals import Requirement, requirement
+from kestrel.detect.sigma.literals import Clauses, any_clauses, clauses
 from kestrel.detect.sigma.load import RuleError, RuleIssue, rule_source
 from kestrel.detect.sigma.pipelines import Dispatch, kestrel_pipeline, logsource_dispatch
 from kestrel.detect.sigma.values import (
@@ -69,7 +69,7 @@ class CompiledRule:
     meta: RuleMeta
     dispatch: Dispatch
     expr: pl.Expr
-    literals: Requirement
+    literals: Clauses  # the prefilter: every clause must have a literal in the record
     columns: set[str] = field(default_factory=set)  # frame columns the expression reads
     fields: tuple[str, ...] = ()  # the rule's fields, for the finding's matched-field detail
 
@@ -107,7 +107,7 @@ def compile_rule(rule: SigmaRule, pipeline: ProcessingPipeline | None = None) ->
     exprs = [_node(t, refs) for t in trees if t is not None]
     if not exprs:
         raise RuleError("the condition is empty", rule_source(rule))
-    literals = _union_all([requirement(t) for t in trees if t is not None])
+    literals = any_clauses([clauses(t) for t in trees if t is not None])
     return CompiledRule(
         _meta(rule), logsource_dispatch(rule.logsource), any_(exprs).fill_null(False), literals,
         refs.names, tuple(refs.fields),
@@ -200,12 +200,6 @@ def _squash(parts: list[str | SpecialChars]) -> list[str | SpecialChars]:
         if not (out and p is SpecialChars.WILDCARD_MULTI and out[-1] is p):
             out.append(p)
     return out
-
-
-def _union_all(parts: list[Requirement]) -> Requirement:
-    if not parts or any(p is None for p in parts):
-        return None
-    return frozenset().union(*[p for p in parts if p is not None])
 
 
 def _meta(rule: SigmaRule) -> RuleMeta:

@@ -4,9 +4,12 @@ records, so a rule is only evaluated on the few events that contain one of its l
 
 For a condition tree the requirement is computed bottom-up: a leaf requires the longest plain
 run of its value; ``or`` requires the union of its branches (or nothing, if one branch
-requires nothing); ``and`` the most selective of its branches; ``not`` nothing. Literals are
-JSON-escaped because ``raw`` is JSON text: escaping is per character, so a substring of a
-value escapes to a substring of the escaped value.
+requires nothing); ``and`` the most selective of its branches; ``not`` nothing. A rule's
+prefilter (`clauses`) keeps up to `MAX_CLAUSES` such requirements of the branches of a
+top-level ``and``, all of which must hit: a ``TargetImage`` ending in ``lsass.exe`` is in a
+third of all process-access events, ``lsass.exe`` *and* one of the ``GrantedAccess`` masks
+is far rarer. Literals are JSON-escaped because ``raw`` is JSON text: escaping is per
+character, so a substring of a value escapes to a substring of the escaped value.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from sigma.types import (
 
 Requirement = frozenset[str] | None
 """A set of literals one of which must occur, or None: no literal is required."""
+Clauses = tuple[frozenset[str], ...] | None
+"""Requirements that must all hold (each: one of its literals occurs), or None: none."""
+MAX_CLAUSES = 3
 
 # Literals that occur in nearly every Windows event record (field names, the usual folders,
 # channel names): a requirement made of these selects almost everything, so prefer another.
@@ -60,6 +66,26 @@ def requirement(node: object) -> Requirement:
     if isinstance(node, ConditionFieldEqualsValueExpression | ConditionValueExpression):
         return value_requirement(node.value)
     return None
+
+
+def clauses(node: object) -> Clauses:
+    """The requirements of ``node``: the best few of a top-level ``and``'s branches, else one."""
+    if isinstance(node, ConditionAND):
+        found = {c for a in node.args for c in (clauses(a) or ())}
+        ranked = sorted(found, key=lambda c: (score(c), sorted(c)), reverse=True)
+        return tuple(ranked[:MAX_CLAUSES]) or None
+    req = requirement(node)
+    return (req,) if req is not None else None
+
+
+def any_clauses(parts: list[Clauses]) -> Clauses:
+    """The requirements of "any of these conditions": one clause, the union of the best
+    clause of each (or none, if one condition has none)."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts or any(p is None for p in parts):
+        return None
+    return (frozenset().union(*[max(p, key=score) for p in parts if p is not None]),)
 
 
 def value_requirement(value: SigmaType) -> Requirement:
