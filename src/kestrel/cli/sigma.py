@@ -125,6 +125,17 @@ def eval_sigma_regression(
         _print_regression(summary)
 
 
+@eval_app.command("sigma-otrf")
+def eval_sigma_otrf(
+    path: Path = typer.Argument(..., help="OTRF Security-Datasets folder (with manifest.csv)."),
+    rules: list[Path] | None = RULES_OPTION,
+) -> None:
+    """Findings per OTRF Windows dataset, and which labelled techniques a finding names."""
+    from kestrel.eval.sigma_otrf import markdown, run_otrf
+
+    print(markdown(run_otrf(path, _rule_paths(rules))))
+
+
 def _print_regression(summary: dict[str, object]) -> None:
     console.print(f"{summary['passed']} of {summary['total']} regression tests passed")
     for fail in summary["failed"]:  # type: ignore[attr-defined]
@@ -136,11 +147,16 @@ def detect(
     rules: list[Path] | None = RULES_OPTION,
     db: str | None = typer.Option(None, "--db", help="Store (default ~/.kestrel/kestrel.duckdb)."),
     as_json: bool = typer.Option(False, "--json", help="Print findings as JSON lines."),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="Policy YAML whose `enrich` section configures the enrichers."
+    ),
+    enrich: bool = typer.Option(True, "--enrich/--no-enrich", help="Enrich before detecting."),
 ) -> None:
     """Run Sigma and every other registered detector over the stored events not yet seen
-    (the pipeline's embedded runner), store the findings and print them."""
+    (the pipeline's embedded runner), enriched first (IOC, GeoIP; YARA and reputation when
+    configured), store the findings and print them."""
     from kestrel.cli.detect import run_detect
     from kestrel.detect.sigma.detector import default_rule_paths
 
     paths = [str(p) for p in (rules or [])] or list(default_rule_paths())
-    run_detect(db or default_db(), paths, as_json)
+    run_detect(db or default_db(), paths, as_json, policy, enrich)
