@@ -32,7 +32,7 @@ run: install
 	$(BIN)/kestrel generate cloud --scenario all --hours 24 --seed 7 --out $(GENERATED)
 	$(BIN)/kestrel ingest --db $(DB) samples/ $(GENERATED)/cloudtrail.jsonl $(GENERATED)/gpu_metrics.jsonl
 	$(BIN)/kestrel stats --db $(DB)
-	$(BIN)/kestrel detect --db $(DB)
+	$(BIN)/kestrel detect --db $(DB) --policy policies/enrich.example.yml
 	@test "$(SERVE)" = 0 || echo "Dashboard: http://127.0.0.1:$(PORT)/ (SERVE=0 skips it)"
 	@test "$(SERVE)" = 0 || $(BIN)/kestrel token create --role admin --name make-run \
 		--ttl-hours 12 --db $(DB)

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from kestrel.cli import app, console
+from kestrel.cli import app, console, err_console
 from kestrel.cli.sigma import eval_app
 from kestrel.config import default_db
 from kestrel.errors import ConfigError, KestrelError
 
 if TYPE_CHECKING:
+    from kestrel.enrich import EnrichStage
     from kestrel.findings import Finding
 
 generate_app = typer.Typer(help="Write synthetic telemetry (for demos and tests; not real data).")
@@ -49,9 +50,12 @@ def findings(
         print_findings(found, fmt)
 
 
-def run_detect(db: str, rules: list[str], as_json: bool) -> None:
+def run_detect(
+    db: str, rules: list[str], as_json: bool, policy: Path | None = None, enrich: bool = True
+) -> None:
     """`kestrel detect`: every registered detector (Sigma with ``rules``) through the
-    embedded runner over the events newer than its cursor; findings stored and printed."""
+    embedded runner over the events newer than its cursor, each slice enriched first (the
+    ``enrich`` section of ``policy``, or the defaults); findings stored and printed."""
     from kestrel.detect.sigma import SigmaDetector
     from kestrel.findings.correlate import merge_findings
     from kestrel.pipeline import default_detectors, run_detection
@@ -61,7 +65,9 @@ def run_detect(db: str, rules: list[str], as_json: bool) -> None:
     store = open_store(db)
     try:
         with console.status("detecting", spinner="dots"):
-            report = run_detection(store, detectors)
+            report = run_detection(
+                store, detectors, enrich=enrich_stage(policy) if enrich else None
+            )
     finally:
         store.close()
     found = merge_findings(report.findings, timedelta(minutes=5))
@@ -72,6 +78,16 @@ def run_detect(db: str, rules: list[str], as_json: bool) -> None:
     console.print(f"{report.events:,} events in {report.slices:,} hourly slices; "
                   f"{report.stored:,} findings stored" + ("" if rules else
                   "; no Sigma rules (--rules or $KESTREL_SIGMA_RULES)"))  # fmt: skip
+
+
+def enrich_stage(policy: Path | None) -> EnrichStage:
+    """The enrichment stage of ``policy`` (or the defaults); its enrichers named on stderr."""
+    from kestrel.enrich.policy import build_stage, load_section
+
+    stage = build_stage(load_section(policy))
+    names = ", ".join(e.name for e in stage.enrichers) or "none"
+    err_console.print(f"[dim]enrichers: {names}[/]", highlight=False)
+    return stage
 
 
 def findings_table(found: list[Finding]) -> Table:

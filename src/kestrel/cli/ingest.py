@@ -25,10 +25,17 @@ def ingest(
     ),
     db: str | None = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    enrich: bool = typer.Option(
+        False, "--enrich", help="Enrich before storing (IOC, GeoIP, ...; see --policy)."
+    ),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (`enrich` section)."),
 ) -> None:
     """Read telemetry into the store; print what was read, stored, duplicate and rejected."""
+    from kestrel.cli.detect import enrich_stage
     from kestrel.ingest import ingest_paths
     from kestrel.store import open_store
+
+    stage = enrich_stage(policy) if enrich else None
 
     store = open_store(db or default_db())
     try:
@@ -39,6 +46,7 @@ def ingest(
                 store,
                 fmt,
                 progress=lambda name, n: bar.update(task, advance=n, description=_short(name)),
+                transform=stage,
             )
     finally:
         store.close()

@@ -8,12 +8,14 @@ its state, if any, is handed to the pipeline to checkpoint. Every registered det
 from kestrel.detect.base import Detector
 from kestrel.detect.cloud import CLOUD_DETECTORS
 from kestrel.detect.endpoint import EndpointEnsembleDetector
+from kestrel.detect.intel import ThreatIntelDetector
 from kestrel.detect.sigma import SigmaDetector
 
 DETECTORS: dict[str, type[Detector]] = {
     "sigma": SigmaDetector,
     **CLOUD_DETECTORS,
     "endpoint": EndpointEnsembleDetector,
+    "intel": ThreatIntelDetector,
 }
 
 __all__ = ["DETECTORS", "Detector"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from kestrel.errors import ConfigError, SourceError
+from kestrel.events import Batch
 from kestrel.ingest.archives import sources
 from kestrel.ingest.base import Chunk, Rejected, Source, SourcePosition, rejected_table
 from kestrel.ingest.registry import readers
@@ -71,8 +72,10 @@ def ingest_paths(
     store: Store,
     fmt: str = "auto",
     progress: Progress | None = None,
+    transform: Callable[[Batch], Batch] | None = None,
 ) -> IngestReport:
-    """Read every path (files, folders, archives) into ``store``.
+    """Read every path (files, folders, archives) into ``store``; ``transform`` (the
+    enrichment stage, `kestrel ingest --enrich`) runs on each batch before it is stored.
 
     A source in an unknown format is skipped and listed in the report; a path the user named
     directly that cannot be read at all raises `SourceError` after the others are done.
@@ -81,7 +84,7 @@ def ingest_paths(
         raise ConfigError(f"unknown format {fmt!r}; known: auto, {', '.join(sorted(readers()))}")
     report = IngestReport()
     failures: list[str] = []
-    with _Writer(store, report) as writer:
+    with _Writer(store, report, transform) as writer:
         for path in paths:
             errors: dict[str, str] = {}
             try:
@@ -125,8 +128,11 @@ class _Writer:
 
     _IN_FLIGHT = 2
 
-    def __init__(self, store: Store, report: IngestReport) -> None:
+    def __init__(
+        self, store: Store, report: IngestReport, transform: Callable[[Batch], Batch] | None
+    ) -> None:
         self._store = store
+        self._transform = transform
         self._report = report
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kestrel-store")
         self._pending: deque[tuple[Future[AppendResult], Chunk, str]] = deque()
@@ -148,7 +154,8 @@ class _Writer:
             self._settle()
 
     def _write(self, chunk: Chunk, fmt: str) -> AppendResult:
-        result = self._store.append(chunk.batch)
+        batch = self._transform(chunk.batch) if self._transform else chunk.batch
+        result = self._store.append(batch)
         self._store.append_rejected(rejected_table(chunk.rejected, fmt))
         return result
 

@@ -51,9 +51,12 @@ def run_detection(
     progress: Progress | None = None,
     persist: bool = True,
     profiles: bool = True,
+    enrich: Callable[[Batch], Batch] | None = None,
 ) -> RunReport:
     """Run ``detectors`` over the events newer than the cursor; store merged findings.
-    With ``profiles``, every slice also updates the entity profiles kept in the store."""
+    With ``profiles``, every slice also updates the entity profiles kept in the store.
+    ``enrich`` (an `kestrel.enrich.EnrichStage`) runs on each slice before the detectors, so
+    they see IOC / YARA / GeoIP / reputation columns and the threat score."""
     states = StateTable(store)
     for name, det in detectors.items():
         _load(det, states.load(name))
@@ -64,6 +67,8 @@ def run_detection(
     for batch in time_slices(store, cursor, slice_):
         report.events += batch.num_rows
         report.slices += 1
+        if enrich is not None:
+            batch = enrich(batch)
         for name, det in detectors.items():
             found = det.detect(batch)
             report.by_detector[name] = report.by_detector.get(name, 0) + len(found)

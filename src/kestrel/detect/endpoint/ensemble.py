@@ -152,7 +152,10 @@ class EndpointEnsembleDetector:
             first_seen=times.min(),  # type: ignore[arg-type]
             last_seen=times.max(),  # type: ignore[arg-type]
             severity=self.severity(float(top["score"])),
-            signals=(*self._parts(top), *(Signal(f"rule:{n}", _POINTS[n]) for n in fired)),
+            signals=(
+                *self._parts(top),
+                *(Signal(f"rule:{n}", _POINTS[n], None, _evidence(group, n)) for n in fired),
+            ),
             title=f"endpoint ensemble score {top['score']:.0f} on {top['host']}",
             techniques=tuple(t for n in fired if (t := _TECHNIQUE[n])),
             evidence=tuple(group.get_column("event_id").head(100).to_list()),
@@ -190,6 +193,17 @@ class EndpointEnsembleDetector:
             loaded = pl.from_arrow(tables["counter"])
             assert isinstance(loaded, pl.DataFrame)
             self.counter.state = loaded
+
+
+def _evidence(group: pl.DataFrame, rule: str) -> str:
+    """What an enrichment rule matched (the indicator and its feed, the YARA rules)."""
+    column = {"ioc.match": "ioc_indicator", "yara.match": "yara_rules"}.get(rule)
+    if column is None or column not in group.columns:
+        return ""
+    row = group.filter(pl.col(rule)).row(0, named=True)
+    if rule == "yara.match":
+        return f"YARA {row['yara_rules']}"
+    return f"{row['ioc_type']} {row['ioc_indicator']} from {row['ioc_source']} ({row['ioc_field']})"
 
 
 def scores_array(frame: pl.DataFrame) -> np.ndarray:
