@@ -21,7 +21,7 @@ from kestrel.api import entities, findings, live
 from kestrel.api.auth import Principal, Role
 from kestrel.api.dashboard_data import overview_data
 from kestrel.api.deps import COOKIE, STAFF, ApiState, FindingQuery, State, get_state
-from kestrel.api.schemas import TRANSITIONS, Status
+from kestrel.api.schemas import TRANSITIONS, Status, StatusUpdate
 from kestrel.findings import Severity
 from kestrel.web import STATIC, TEMPLATES
 
@@ -151,7 +151,8 @@ def finding_status(
     if status not in {s.value for s in Status}:
         raise HTTPException(422, f"unknown status {status!r}")
     try:
-        findings.change_status(state, finding_id, Status(status), note[:4000], who)
+        update = StatusUpdate(status=Status(status), note=note[:4000])
+        findings.change_status(state, finding_id, update, who)
     except findings.WorkflowError as exc:
         raise HTTPException(409, str(exc)) from exc
     found = findings.detail(state, finding_id)

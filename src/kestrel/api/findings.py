@@ -7,6 +7,7 @@ both call these functions, so the two cannot disagree.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from kestrel.api.auth import Principal
@@ -19,6 +20,8 @@ from kestrel.api.schemas import (
     SignalOut,
     Status,
     StatusChangeOut,
+    StatusUpdate,
+    SuppressionOut,
 )
 from kestrel.findings import Finding
 from kestrel.store.management import StatusChange, Suppression, now
@@ -73,8 +76,9 @@ def detail(state: ApiState, finding_id: str) -> FindingDetail | None:
         f = state.findings.finding(finding_id)
         if f is None:
             return None
-        history = state.mgmt.history(finding_id)
+        history = state.mgmt.history(f.finding_id)  # the surviving id after a merge
         events = evidence_events(state, f)
+        suppressions = _suppressions_of(state, f)
     current = Status(history[-1].status) if history else Status.NEW
     base = FindingOut.from_finding(f, current).model_dump()
     return FindingDetail(
@@ -84,8 +88,21 @@ def detail(state: ApiState, finding_id: str) -> FindingDetail | None:
         evidence_events=events,
         history=[StatusChangeOut(status=Status(h.status), note=h.note, actor=h.actor,
                                  time=h.time) for h in history],
-        window_seconds=getattr(f, "window_seconds", None),
+        window_seconds=getattr(f, "window_seconds", None), suppressions=suppressions,
     )  # fmt: skip
+
+
+def _suppressions_of(state: ApiState, f: Finding) -> list[SuppressionOut]:
+    """The suppressions recorded for ``f``'s detector and entity, newest first."""
+    at = now()
+    mine = [
+        s
+        for s in state.mgmt.suppressions()
+        if (s.detector, s.entity_type, s.entity_id) == (f.detector, f.entity.type, f.entity.id)
+    ]
+    return [SuppressionOut(finding_id=s.finding_id, signals=list(s.signals), note=s.note,
+                           actor=s.actor, time=s.time, expires=s.expires, active=s.active(at))
+            for s in reversed(mine)]  # fmt: skip
 
 
 def evidence_events(state: ApiState, f: Finding) -> list[dict[str, Any]]:
@@ -101,24 +118,36 @@ def evidence_events(state: ApiState, f: Finding) -> list[dict[str, Any]]:
 
 
 def change_status(
-    state: ApiState, finding_id: str, to: Status, note: str, who: Principal
+    state: ApiState, finding_id: str, update: StatusUpdate, who: Principal
 ) -> FindingOut | None:
     """Move a finding on; a false positive also records a suppression. Audited."""
+    to, note = update.status, update.note
     with state.lock:
         f = state.findings.finding(finding_id)
         if f is None:
             return None
+        finding_id = f.finding_id  # the surviving id, when a merge folded this one in
         history = state.mgmt.history(finding_id)
         current = Status(history[-1].status) if history else Status.NEW
         if to not in TRANSITIONS[current]:
             raise WorkflowError(f"a {current} finding cannot become {to}")
         state.mgmt.set_status(StatusChange(finding_id, str(to), note, who.actor, now()))
-        if to is Status.FALSE_POSITIVE:
-            state.mgmt.suppress(_suppression(f, note, who))
         state.mgmt.audit(who.actor, "finding.status", finding_id,
                          {"from": str(current), "to": str(to), "note": note})  # fmt: skip
+        if to is Status.FALSE_POSITIVE:
+            _suppress(state, f, update, who)
     return FindingOut.from_finding(f, to)
 
 
-def _suppression(f: Finding, note: str, who: Principal) -> Suppression:
-    return Suppression(f.detector, f.entity.type, f.entity.id, f.finding_id, note, who.actor, now())
+def _suppress(state: ApiState, f: Finding, update: StatusUpdate, who: Principal) -> None:
+    """Record (and audit) the suppression a false positive feeds back to detection: this
+    detector, entity and signal set, for ``suppress_days`` or until removed."""
+    t = now()
+    days = update.suppress_days
+    s = Suppression(f.detector, f.entity.type, f.entity.id, f.finding_id, update.note,
+                    who.actor, t, tuple(sorted({sig.name for sig in f.signals})),
+                    t + timedelta(days=days) if days else None)  # fmt: skip
+    state.mgmt.suppress(s)
+    state.mgmt.audit(who.actor, "suppression.create", f.finding_id,
+                     {"detector": s.detector, "entity": str(f.entity), "signals": s.signals,
+                      "expires": s.expires})  # fmt: skip

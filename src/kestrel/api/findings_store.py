@@ -26,6 +26,7 @@ class StoreFindings:
         return sorted(kept, key=lambda f: (f.last_seen, f.finding_id), reverse=True)
 
     def finding(self, finding_id: str) -> Finding | None:
-        """One stored finding by id, or None."""
-        rows = self._table.select("finding_id = ?", [finding_id], limit=1)
+        """One stored finding by id, or None; an id that a merge folded into another
+        finding answers with that finding (whose `finding_id` is then the surviving id)."""
+        rows = self._table.select("finding_id = ?", [self._table.resolve(finding_id)], limit=1)
         return to_finding(rows[0]) if rows else None

@@ -111,14 +111,28 @@ class StatusChangeOut(BaseModel):
     time: datetime
 
 
+class SuppressionOut(BaseModel):
+    """A false positive fed back to detection: which signals it covers, until when."""
+
+    finding_id: str
+    signals: list[str]
+    note: str
+    actor: str
+    time: datetime
+    expires: datetime | None
+    active: bool
+
+
 class FindingDetail(FindingOut):
-    """A finding with its signals, evidence events and status history."""
+    """A finding with its signals, evidence events, status history and the suppressions
+    that hold for its detector and entity."""
 
     signals: list[SignalOut]
     evidence: list[str]
     evidence_events: list[dict[str, Any]]
     history: list[StatusChangeOut]
     window_seconds: int | None = None
+    suppressions: list[SuppressionOut] = Field(default_factory=list)
 
 
 class FindingPage(BaseModel):
@@ -134,6 +148,11 @@ class StatusUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Status
     note: str = Field(default="", max_length=4000)
+    suppress_days: int | None = Field(
+        default=None, ge=1, le=3650,
+        description="With false_positive: the suppression ends after this many days "
+        "(default: it holds until removed)",
+    )  # fmt: skip
 
 
 class EntitySummary(BaseModel):

@@ -47,7 +47,14 @@ def merge_two(a: Finding, b: Finding) -> Finding:
         evidence=tuple(pairs),
         source_ids=tuple(pairs.values()) if has_sources else (),
         tags=tuple(dict.fromkeys(a.tags + b.tags)),
+        key=_kept_key(a, b),
     )
+
+
+def _kept_key(a: Finding, b: Finding) -> str | None:
+    """The merged finding answers to the key of the earlier stored one (``a`` is first by
+    time), so a span that grows keeps the id its statuses were recorded under."""
+    return a.key or b.key
 
 
 def merge_titles(a: str, b: str) -> str:

@@ -75,6 +75,10 @@ class Finding:
     # event_id, EVTX file + record number); empty where the source has none.
     source_ids: tuple[str, ...] = ()
     window_seconds: int | None = None  # the window a windowed detector counted over
+    # The id this finding keeps for life once stored: the id of its first stored span.
+    # Merging a later span into it keeps the key, so statuses and suppressions attached to
+    # the id still find it; left out of equality (it says where, not what).
+    key: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.signals:
@@ -84,8 +88,15 @@ class Finding:
 
     @property
     def finding_id(self) -> str:
-        """Deterministic id: the same detector, entity, window and signals give the same id,
-        so re-running detection over the same events does not duplicate findings."""
+        """The stable `key` once the finding has one, else `span_id`."""
+        return self.key or self.span_id
+
+    @property
+    def span_id(self) -> str:
+        """Deterministic id of this span: the same detector, entity, window and signals give
+        the same id, so re-running detection over the same events does not duplicate
+        findings. It changes when a merge widens the span, which is why a stored finding
+        is addressed by `key` instead."""
         key = "\0".join(
             [
                 self.detector,

@@ -21,6 +21,7 @@ from kestrel.detect.profile import EntityProfiler
 from kestrel.events import Batch
 from kestrel.findings import Finding
 from kestrel.pipeline.persist import save_findings
+from kestrel.pipeline.suppress import active_suppressions, split_suppressed
 from kestrel.store import EventFilter, Store
 from kestrel.store.findings import StateTable
 from kestrel.store.profiles import ProfileTable
@@ -36,6 +37,7 @@ class RunReport:
     slices: int = 0
     findings: list[Finding] = field(default_factory=list)
     stored: int = 0
+    suppressed: int = 0  # findings an analyst's false positive suppressed (not stored)
     by_detector: dict[str, int] = field(default_factory=dict)
 
 
@@ -79,12 +81,21 @@ def run_detection(
         if progress:
             progress(batch.num_rows)
     report.findings.extend(_flush(detectors))
+    _drop_suppressed(store, report)
     if persist:
         report.stored = save_findings(store, report.findings)
         _checkpoint(states, detectors, last)
         if profiler and report.events:
             ProfileTable(store).save(profiler.state())
     return report
+
+
+def _drop_suppressed(store: Store, report: RunReport) -> None:
+    """Leave out the findings an active suppression covers (`kestrel.pipeline.suppress`)."""
+    suppressions = active_suppressions(store) if report.findings else []
+    if suppressions:
+        kept, dropped = split_suppressed(report.findings, suppressions, datetime.now(UTC))
+        report.findings, report.suppressed = kept, len(dropped)
 
 
 def _profiler(store: Store) -> EntityProfiler:

@@ -2,6 +2,9 @@
 
 A new finding and a stored one of the same detector and entity whose spans overlap (or lie
 within ``gap``) become one row, so repeated runs extend a finding instead of adding another.
+The row keeps the stored finding's id (`Finding.key`): an analyst's status, a suppression
+or a link recorded under that id must survive the finding growing. When one new span joins
+two stored findings, the later one's id is kept as an alias of the earlier.
 """
 
 from __future__ import annotations
@@ -34,7 +37,29 @@ def save_findings(
         if (f.detector, f.entity) in keys
     ]
     merged = merge_findings([*stored, *new], gap)
-    return table.replace([f.finding_id for f in stored], map(to_row, merged))
+    written = table.replace([f.finding_id for f in stored], map(to_row, merged))
+    table.add_aliases(absorbed(stored, merged))
+    return written
+
+
+def absorbed(stored: list[Finding], merged: list[Finding]) -> dict[str, str]:
+    """Stored ids that no merged finding kept → the id of the finding that took them in."""
+    kept = {f.finding_id for f in merged}
+    out: dict[str, str] = {}
+    for s in stored:
+        if s.finding_id in kept:
+            continue
+        for m in merged:
+            if _covers(m, s):
+                out[s.finding_id] = m.finding_id
+                break
+    return out
+
+
+def _covers(m: Finding, s: Finding) -> bool:
+    return (m.detector, m.entity) == (s.detector, s.entity) and (
+        m.first_seen <= s.first_seen and s.last_seen <= m.last_seen
+    )
 
 
 def load_findings(
@@ -83,4 +108,5 @@ def to_finding(r: dict[str, Any]) -> Finding:
         source_ids=tuple(json.loads(r["source_ids"])),
         tags=tuple(json.loads(r["tags"])),
         window_seconds=r["window_seconds"],
+        key=r["finding_id"],
     )

@@ -6,6 +6,9 @@ with JSON text for the list-valued fields, so the PostgreSQL store can run it un
 
 * ``findings``: one row per finding (the pipeline merges a new finding with a stored one of
   the same detector and entity whose time span overlaps, and replaces the stored row);
+* ``finding_aliases``: the ids of stored findings that a later merge folded into another
+  (old id → the surviving finding's id), so a link or a status recorded under the old id
+  still resolves;
 * ``detector_state``: each detector's learnt state as Arrow IPC bytes, by detector and name,
   and the pipeline's cursor (the last event time processed).
 """
@@ -26,6 +29,7 @@ _DDL = (
   first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, severity INTEGER, title VARCHAR,
   techniques VARCHAR, signals VARCHAR, evidence VARCHAR, source_ids VARCHAR, tags VARCHAR,
   window_seconds INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS finding_aliases (old_id VARCHAR, finding_id VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS detector_state (
   detector VARCHAR, name VARCHAR, data BYTEA, updated TIMESTAMPTZ)""",
 )
@@ -70,6 +74,28 @@ class FindingsTable:
         sql += f" LIMIT {int(limit)}" if limit else ""
         rows: list[dict[str, Any]] = self.store.query(sql, params).to_pylist()
         return rows
+
+    def add_aliases(self, aliases: dict[str, str]) -> None:
+        """Remember that each old id (key) now lives on as another finding (value)."""
+        for old, new in aliases.items():
+            self.store.query("INSERT INTO finding_aliases VALUES (?, ?)", [old, new])
+
+    def resolve(self, finding_id: str, hops: int = 16) -> str:
+        """The id a finding lives on under: ``finding_id`` itself unless a merge folded it
+        into another (followed through chains of merges)."""
+        for _ in range(hops):
+            rows = self.store.query(
+                "SELECT finding_id FROM finding_aliases WHERE old_id = ?", [finding_id]
+            ).to_pylist()
+            if not rows:
+                break
+            finding_id = rows[-1]["finding_id"]
+        return finding_id
+
+    def aliases(self) -> dict[str, str]:
+        """Every old id and the id it was folded into (one hop)."""
+        rows = self.store.query("SELECT old_id, finding_id FROM finding_aliases").to_pylist()
+        return {r["old_id"]: r["finding_id"] for r in rows}
 
 
 class StateTable:

@@ -27,6 +27,9 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS suppressions (
   detector VARCHAR, entity_type VARCHAR, entity_id VARCHAR, finding_id VARCHAR,
   note VARCHAR, actor VARCHAR, time TIMESTAMPTZ)""",
+    # Added after the first release: which signals a suppression covers, and when it ends.
+    "ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS signals VARCHAR",
+    "ALTER TABLE suppressions ADD COLUMN IF NOT EXISTS expires TIMESTAMPTZ",
     """CREATE TABLE IF NOT EXISTS agents (
   agent_id VARCHAR, host VARCHAR, version VARCHAR, facts VARCHAR,
   first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ)""",
@@ -36,6 +39,16 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS policies (
   name VARCHAR, value VARCHAR, actor VARCHAR, time TIMESTAMPTZ)""",
 )
+
+
+_SUPPRESSION_COLUMNS = ("detector", "entity_type", "entity_id", "finding_id", "note", "actor",
+                        "time", "signals", "expires")  # fmt: skip
+
+
+def _suppression(row: dict[str, Any]) -> Suppression:
+    """A row as a `Suppression`; rows from before ``signals`` existed cover any signal."""
+    signals = tuple(json.loads(row["signals"])) if row["signals"] else ()
+    return Suppression(**{**row, "signals": signals})
 
 
 def now() -> datetime:
@@ -70,7 +83,9 @@ class StatusChange:
 
 @dataclass(frozen=True, slots=True)
 class Suppression:
-    """A false positive fed back: the detector should not report this entity again."""
+    """A false positive fed back: the detector should not report this entity again with
+    the same kind of evidence (``signals``, the signal names; empty: any) until ``expires``
+    (None: never). A finding with a signal the analyst did not see is not suppressed."""
 
     detector: str
     entity_type: str
@@ -79,6 +94,12 @@ class Suppression:
     note: str
     actor: str
     time: datetime
+    signals: tuple[str, ...] = ()
+    expires: datetime | None = None
+
+    def active(self, at: datetime) -> bool:
+        """Whether the suppression still holds at ``at``."""
+        return self.expires is None or at < self.expires
 
 
 class ManagementStore:
@@ -149,13 +170,19 @@ class ManagementStore:
     def suppress(self, s: Suppression) -> None:
         """Record a suppression (what a false positive feeds back to the detectors)."""
         self.store.query(
-            "INSERT INTO suppressions VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [s.detector, s.entity_type, s.entity_id, s.finding_id, s.note, s.actor, s.time],
-        )
+            f"INSERT INTO suppressions ({', '.join(_SUPPRESSION_COLUMNS)}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [s.detector, s.entity_type, s.entity_id, s.finding_id, s.note, s.actor, s.time,
+             json.dumps(list(s.signals)), s.expires],
+        )  # fmt: skip
 
-    def suppressions(self) -> list[Suppression]:
-        """Every suppression; the pipeline drops findings that match one."""
-        return [Suppression(**r) for r in self._rows("SELECT * FROM suppressions ORDER BY time")]
+    def suppressions(self, active_at: datetime | None = None) -> list[Suppression]:
+        """Every suppression (only those holding at ``active_at`` when given); the
+        pipeline drops findings that match one."""
+        cols = ", ".join(_SUPPRESSION_COLUMNS)
+        rows = self._rows(f"SELECT {cols} FROM suppressions ORDER BY time")
+        found = [_suppression(r) for r in rows]
+        return [s for s in found if active_at is None or s.active(active_at)]
 
     # -- agents and their actions -----------------------------------------------------------
     def agent_seen(self, agent_id: str, host: str | None, version: str | None,

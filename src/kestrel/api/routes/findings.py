@@ -78,9 +78,10 @@ def get_finding(finding_id: FindingId, state: State, who: Staff) -> FindingDetai
 )
 def set_status(finding_id: FindingId, update: StatusUpdate, state: State, who: Staff) -> FindingOut:
     """Move a finding along new → acknowledged → resolved / false_positive (with a note).
-    A false positive becomes a suppression for that detector and entity."""
+    A false positive becomes a suppression for that detector, entity and signal set
+    (for ``suppress_days``, or until removed): detection does not raise it again."""
     try:
-        changed = service.change_status(state, finding_id, update.status, update.note, who)
+        changed = service.change_status(state, finding_id, update, who)
     except service.WorkflowError as exc:
         raise HTTPException(409, str(exc)) from exc
     if changed is None:
