@@ -22,6 +22,7 @@ from kestrel.api.deps import (
     FindingsSource,
     reject_unknown_query,
 )
+from kestrel.api.detection import DetectionLoop, Enrich
 from kestrel.api.findings import with_status
 from kestrel.api.findings_store import StoreFindings
 from kestrel.api.intake import IntakeError
@@ -42,8 +43,11 @@ def create_app(
     findings_source: FindingsSource | None = None,
     detect: DetectHook | None = None,
     baselines: BaselineSource | None = None,
+    enrich: Enrich | None = None,
 ) -> FastAPI:
-    """Build the API (and the dashboard) over ``store``, or over ``settings.db``."""
+    """Build the API (and the dashboard) over ``store``, or over ``settings.db``. With
+    ``settings.detect_every``, the detectors run over new events on that interval
+    (``enrich`` first, when given)."""
     settings = settings or ApiSettings()
     owned = store is None
     store = store if store is not None else open_store(settings.db)
@@ -54,7 +58,7 @@ def create_app(
     )  # fmt: skip
     state.metrics.watch_findings(lambda: with_status(state))
     app = FastAPI(
-        title="Kestrel", version=__version__, lifespan=_lifespan(state, owned),
+        title="Kestrel", version=__version__, lifespan=_lifespan(state, owned, enrich),
         openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None,
         description="Management API: event intake, findings, entities, agents, tokens, audit.",
         dependencies=[Depends(reject_unknown_query)],
@@ -69,10 +73,17 @@ def create_app(
     return app
 
 
-def _lifespan(state: ApiState, owned: bool):  # type: ignore[no-untyped-def]
+def _lifespan(state: ApiState, owned: bool, enrich: Enrich | None):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        every = state.settings.detect_every
+        loop = DetectionLoop(state, every, enrich) if every > 0 else None
+        app.state.detection = loop
+        if loop is not None:
+            loop.start()
         yield
+        if loop is not None:
+            await loop.stop()
         state.writer.close()
         if owned:  # a store the caller passed in is the caller's to close
             state.store.close()

@@ -24,3 +24,7 @@ class ApiSettings:
     # token in this process clears it at once; another process sees it after this long).
     token_cache_seconds: float = 5.0
     secure_cookies: bool = False  # set behind TLS so the dashboard cookie is HTTPS-only
+    # Run the detectors over newly stored events every this many seconds inside the server
+    # (kestrel.api.detection); 0 turns it off. Off by default for an app built in code
+    # (tests, embedding); `kestrel serve` turns it on.
+    detect_every: float = 0.0

@@ -20,13 +20,24 @@ def serve(
     db: str | None = DB_OPTION,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    detect_every: float = typer.Option(
+        10.0,
+        "--detect-every",
+        min=0.0,
+        help="Run the detectors over newly received events every N seconds (0: off).",
+    ),
+    enrich: bool = typer.Option(True, "--enrich/--no-enrich", help="Enrich before detecting."),
 ) -> None:
-    """Serve the management API (/api/v1, OpenAPI at /api/v1/docs) and the dashboard (/)."""
+    """Serve the management API (/api/v1, OpenAPI at /api/v1/docs) and the dashboard (/);
+    the detectors run over what agents send every ``--detect-every`` seconds."""
     import uvicorn
 
     from kestrel.api import ApiSettings, create_app
+    from kestrel.cli.detect import enrich_stage
 
-    application = create_app(ApiSettings(db=db or default_db()))
+    settings = ApiSettings(db=db or default_db(), detect_every=detect_every)
+    stage = enrich_stage(None) if enrich and detect_every > 0 else None
+    application = create_app(settings, enrich=stage)
     console.print(f"Kestrel on http://{host}:{port}/  (API docs: /api/v1/docs)", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
