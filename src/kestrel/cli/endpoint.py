@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from kestrel.cli import app, console
+from kestrel.cli.detect import DATASETS_OPTION
+from kestrel.cli.sigma import eval_app
 from kestrel.config import default_db, home
 from kestrel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kestrel.enrich import EnrichStage
 
 train_app = typer.Typer(help="Train the models of learning detectors on the store's history.")
 app.add_typer(train_app, name="train")
@@ -67,3 +73,43 @@ def explain(
     console.print(
         f"techniques: {' '.join(f.techniques) or '-'}; evidence: {len(f.evidence)} events"
     )
+
+
+@eval_app.command("endpoint")
+def eval_endpoint(
+    datasets: Path | None = DATASETS_OPTION,
+    plot: Path | None = typer.Option(None, "--plot", help="Write the score distribution PNG."),
+    iocs: list[Path] | None = typer.Option(None, "--iocs", help="IOC feeds to enrich with."),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (`enrich` section)."),
+    as_json: bool = typer.Option(False, "--json", help="Print rows and summary as JSON."),
+) -> None:
+    """The endpoint ensemble on OTRF and EVTX-ATTACK-SAMPLES (through the real readers):
+    findings per dataset, adversary vs background window scores (`kestrel.eval.endpoint`)."""
+    import dataclasses
+    import json
+
+    from kestrel.cli.detect import _datasets_dir, enrich_stage
+    from kestrel.eval.endpoint import evaluate, evtx, markdown, otrf, summary_lines
+    from kestrel.eval.plot import plot_windows
+
+    root = datasets or _datasets_dir()
+    stage = enrich_stage(policy)
+    if iocs:
+        stage = _with_iocs(stage, iocs)
+    sets = [*otrf(root / "otrf_security_datasets"), *evtx(root / "evtx_attack_samples")]
+    rows, windows = evaluate(sets, enrich=stage)
+    if plot:
+        console.print(f"plot: {plot_windows(windows, plot, (50.0, 65.0, 80.0))}")
+    if as_json:
+        print(json.dumps({"rows": [dataclasses.asdict(r) for r in rows],
+                          "summary": summary_lines(windows)}))  # fmt: skip
+    else:
+        print(markdown(rows, windows))
+
+
+def _with_iocs(stage: EnrichStage, feeds: list[Path]) -> EnrichStage:
+    """``stage`` with an IOC enricher over ``feeds`` in place of any it had."""
+    from kestrel.enrich import EnrichStage, IocEnricher, load_feed, merge_feeds
+
+    ioc = IocEnricher(merge_feeds(load_feed(p) for p in feeds))
+    return EnrichStage([ioc, *(e for e in stage.enrichers if e.name != "ioc")])

@@ -127,6 +127,11 @@ class EndpointEnsembleDetector:
             self.model.forests.update(IsolationModel.fit({name: rows}).forests)
             del self._pending[name]
 
+    def findings_of(self, scored: pl.DataFrame) -> list[Finding]:
+        """The findings of an already scored frame (`score`), without scoring it again:
+        evaluations score once and need both the scores and the findings."""
+        return self._findings(scored.filter(pl.col("score") >= self.alert))
+
     def severity(self, score: float) -> Severity:
         """Medium from ``alert``, high from ``high``, critical from ``critical``."""
         if score >= self.critical:
