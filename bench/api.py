@@ -7,6 +7,7 @@ stored (the store's count is checked at the end). Bodies are built before the cl
 
     .venv/bin/python bench/api.py                       # 4 senders x 50 batches x 1,000
     .venv/bin/python bench/api.py --gzip --batches 25
+    .venv/bin/python bench/api.py --detect-every 2     # with detection on intake running
 
 Prints events/s end to end (first request sent to last answer, all events in the store) and
 the request latency p50 / p99 / max.
@@ -66,8 +67,9 @@ def sender(port: int, token: str, payloads: list[bytes], start: Any, q: Any) -> 
     q.put((lat, time.perf_counter()))
 
 
-def serve(db: str, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([PY, "-m", "kestrel", "serve", "--db", db, "--port", str(port)],
+def serve(db: str, port: int, detect_every: float) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([PY, "-m", "kestrel", "serve", "--db", db, "--port", str(port),
+                             "--detect-every", str(detect_every)],
                             stdout=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
     for _ in range(300):
         try:
@@ -106,11 +108,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000, help="events per request")
     ap.add_argument("--gzip", action="store_true", help="gzip each body (level 1)")
     ap.add_argument("--port", type=int, default=18765)
+    ap.add_argument("--detect-every", type=float, default=0.0,
+                    help="the server's detection interval (default 0: intake alone)")  # fmt: skip
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bench.duckdb")
         tok = token(db)
-        server = serve(db, args.port)
+        server = serve(db, args.port, args.detect_every)
         try:
             run(args, tok)
         finally:

@@ -6,6 +6,7 @@ import json
 from time import monotonic, perf_counter
 from typing import Annotated, Any
 
+import pyarrow.compute as pc
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -139,18 +140,21 @@ def _note_agent(state: ApiState, agent_id: str, parsed: Parsed, version: str | N
     if facts is None and now - state.agent_marks.get(agent_id, -1e9) < AGENT_SEEN_EVERY:
         return
     state.agent_marks[agent_id] = now
-    hosts = parsed.batch.column("host").drop_null().to_pylist() if parsed.batch.num_rows else []
+    hosts = parsed.batch.column("host").drop_null()
+    host = hosts[-1].as_py() if len(hosts) else None
     with state.lock:
-        state.mgmt.agent_seen(agent_id, hosts[-1] if hosts else None, version, facts)
+        state.mgmt.agent_seen(agent_id, host, version, facts)
 
 
 def _facts(parsed: Parsed) -> dict[str, Any] | None:
-    if parsed.batch.num_rows == 0:
+    """Host facts from the newest ``system`` event. Filtered in Arrow: this runs on every
+    agent request, and turning a thousand raw records into Python strings to find none
+    cost more than the rest of the bookkeeping."""
+    batch = parsed.batch
+    if batch.num_rows == 0:
         return None
-    classes = parsed.batch.column("class").to_pylist()
-    raws = parsed.batch.column("raw").to_pylist()
-    system = [raw for cls, raw in zip(classes, raws, strict=True) if cls == "system"]
-    if not system:
+    system = batch.column("raw").filter(pc.equal(batch.column("class"), "system"))
+    if len(system) == 0:
         return None
-    payload = json.loads(system[-1]).get("payload", {})
+    payload = json.loads(system[-1].as_py()).get("payload", {})
     return {k: v for k, v in payload.items() if k != "hostname"} or None
