@@ -6,21 +6,22 @@ Three hunts over N process records (N = 100,000 and 1,000,000):
 * ``all``: GET every process, DISP 10 attributes;
 * ``parents``: GET every process, FIND their parents, DISP 10 attributes.
 
-Each hunt runs as its own ``kestrel hunt`` process, so the wall time includes start-up; peak
-memory is that process's max RSS (GNU time ``%M``). Numbers taken on a shared machine are
-noisy: run it on a quiet one before quoting them.
+Each hunt runs as its own process, so the wall time includes start-up; peak memory is that
+process's max RSS (GNU time ``%M``). Ours is ``kestrel hunt -f json`` over a DuckDB store;
+Kestrel 1.x (STIX bundle, prefetch off) and 2.x (SQLite through its SQLAlchemy interface)
+run the same hunts in virtual environments this bench makes (`hunt_peers`). The ratios are
+the peer's wall time over ours and our peak over the peer's. Every hunt's rows are then
+compared with 2.x's, row for row, on the attributes both show (`compare`). Numbers taken on
+a shared machine are noisy: the bench prints the load average; quote quiet runs.
 
-Not built yet: running the same hunts in Kestrel 1.x (STIX bundle, prefetch off) and 2.x
-(SQLite through kestrel-interface-sqlalchemy, with ``pandas<3`` and ``SQLAlchemy<2.1``) in
-virtual environments of their own, and printing the ratios (see bench/RESULTS.md, "Hunt").
-
-    python bench/hunt.py [--sizes 100000 1000000]
+    python bench/hunt.py [--sizes 100000 1000000] [--peers k1 k2] [--timeout 900]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,8 +31,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench runs as a script
+from bench import hunt_compare as compare
+from bench import hunt_peers as peers
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "out" / "hunt"  # ignored by git
+DATA_VERSION = 2  # bump when `records` changes: cached stores and files are rebuilt
 ATTRS = ("pid", "name", "command_line", "uid", "parent_pid", "parent_name", "host",
          "user_name", "path", "first_observed")  # fmt: skip
 HUNTS = {
@@ -66,7 +72,8 @@ def records(n: int) -> dict[str, list[Any]]:
         parent = None if i % 50 == 0 else max(0, i - 1 - (i * 7919) % 97)
         cols["event_id"].append(f"e{i}")
         cols["time"].append(t0 + timedelta(milliseconds=i))
-        cols["host"].append(f"host{i % 20}")
+        # a child runs on its parent's host (a tree per root, the roots over 20 hosts)
+        cols["host"].append(f"host{(i // 50) % 20}" if parent is None else cols["host"][parent])
         cols["process_pid"].append(1000 + i)
         cols["process_guid"].append(f"g{i}")
         cols["process_name"].append(name)
@@ -84,7 +91,7 @@ def records(n: int) -> dict[str, list[Any]]:
     return cols
 
 
-def build_store(n: int, path: Path) -> None:
+def build_store(n: int, path: Path, cols: dict[str, list[Any]]) -> None:
     """A Kestrel store holding the records."""
     sys.path.insert(0, str(ROOT / "src"))
     import pyarrow as pa
@@ -92,7 +99,6 @@ def build_store(n: int, path: Path) -> None:
     from kestrel.events import make_batch
     from kestrel.store import DuckDBStore
 
-    cols = records(n)
     cols_any: dict[str, Any] = dict(cols)
     cols_any["time"] = pa.array(cols["time"], pa.timestamp("us", "UTC"))
     cols_any["class"] = ["process"] * n
@@ -103,21 +109,23 @@ def build_store(n: int, path: Path) -> None:
     store.close()
 
 
-def measure(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB and stdout of one process.
+def measure(
+    cmd: list[str], out: Path, env: dict[str, str] | None = None, timeout: float | None = None
+) -> tuple[float, float]:
+    """Wall seconds and peak RSS in MB of one process; its stdout goes to ``out``.
 
     Peak memory comes from GNU time's ``%M``: a forked child's own ``ru_maxrss`` starts from
     the parent's high-water mark (this bench holds the records), so ``wait4`` overstates it.
     """
-    with tempfile.NamedTemporaryFile("w+") as mem, tempfile.TemporaryFile("w+") as out:
+    with tempfile.NamedTemporaryFile("w+") as mem, out.open("w") as stdout:
         start = time.perf_counter()
-        done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", mem.name, *cmd], stdout=out,
-                              stderr=subprocess.PIPE, text=True, check=False)  # fmt: skip
+        done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", mem.name, *cmd], env=env,
+                              stdout=stdout, stderr=subprocess.PIPE, text=True, check=False,
+                              timeout=timeout)  # fmt: skip
         wall = time.perf_counter() - start
         if done.returncode != 0:
-            raise RuntimeError(f"{cmd[:4]} failed: {done.stderr}")
-        out.seek(0)
-        return wall, int(mem.read().strip().splitlines()[-1]) / 1024, out.read()
+            raise RuntimeError(f"{cmd[:4]} failed: {done.stderr[-2000:]}")
+        return wall, int(mem.read().strip().splitlines()[-1]) / 1024
 
 
 def run_ours(n: int, db: Path) -> list[Run]:
@@ -126,8 +134,53 @@ def run_ours(n: int, db: Path) -> list[Run]:
     for name, text in HUNTS.items():
         hunt = text.format(attrs=", ".join(ATTRS))
         cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", str(db), "-f", "json", "-e", hunt]
-        wall, peak, out = measure(cmd)
-        runs.append(Run("kestrel", name, n, wall, peak, len(json.loads(out)[0]["rows"])))
+        out = WORK / f"kestrel-{n}-{name}.json"
+        wall, peak = measure(cmd, out)
+        rows = len(json.loads(out.read_text())[0]["rows"])
+        runs.append(Run("kestrel", name, n, wall, peak, rows))
+    return runs
+
+
+def peer_inputs(
+    peer: str, n: int, cols: dict[str, list[Any]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The peer's hunts and environment, its data written once per size."""
+    if peer == "k1":
+        bundle = WORK / f"bundle_{n}_v{DATA_VERSION}.json"
+        if not bundle.exists():
+            peers.write_bundle(cols, bundle)
+        return peers.k1_hunts(bundle), peers.k1_env(WORK)
+    db = WORK / f"procs_{n}_v{DATA_VERSION}.sqlite"
+    if not db.exists():
+        peers.write_sqlite(cols, db)
+    return peers.k2_hunts(), peers.k2_env(WORK, db)
+
+
+def run_peer(peer: str, n: int, cols: dict[str, list[Any]], timeout: float) -> list[Run]:
+    """The three hunts in one Kestrel generation; a hunt past ``timeout`` is reported so."""
+    py = peers.python(peer)
+    hunts, env = peer_inputs(peer, n, cols)
+    runs = []
+    for name, text in hunts.items():
+        flow, out = WORK / f"{peer}-{name}.hf", WORK / f"{peer}-{n}-{name}.json"
+        flow.write_text(text)
+        try:
+            wall, peak = measure(
+                [str(py), str(peers.RUNNER), str(flow), str(out)],
+                out.with_suffix(".txt"),
+                env,
+                timeout,
+            )
+        except subprocess.TimeoutExpired:
+            runs.append(Run(peer, name, n, float("inf"), float("nan"), -1))
+            continue
+        except RuntimeError as exc:  # a peer that fails a hunt is reported, not fatal
+            print(f"{peer} {name} {n:,} failed: {str(exc)[-300:]}", flush=True)
+            runs.append(Run(peer, name, n, float("nan"), float("nan"), -2))
+            continue
+        runs.append(
+            Run(peer, name, n, wall, peak, int(out.with_suffix(".txt").read_text().split()[-1]))
+        )
     return runs
 
 
@@ -135,26 +188,47 @@ def startup() -> tuple[float, float]:
     """`kestrel hunt` start-up: a hello-world hunt (NEW + DISP), best of 5."""
     cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", ":memory:", "-f", "json", "-e",
            "n = NEW process ['a']\nDISP n"]  # fmt: skip
-    best = min((measure(cmd) for _ in range(5)), key=lambda r: r[0])
+    best = min((measure(cmd, WORK / "startup.json") for _ in range(5)), key=lambda r: r[0])
     return best[0], best[1]
+
+
+def show(runs: list[Run]) -> None:
+    """One line per run, with the ratios against ours where both ran."""
+    ours = {(r.hunt, r.n): r for r in runs if r.tool == "kestrel"}
+    print(f"{'tool':8} {'hunt':8} {'records':>9} {'wall s':>8} {'peak MB':>8} {'rows':>9} "
+          f"{'x faster':>9} {'mem ratio':>9}")  # fmt: skip
+    for r in runs:
+        me = ours.get((r.hunt, r.n))
+        speed = f"{r.wall_s / me.wall_s:9.1f}" if me and r.tool != "kestrel" else f"{'':9}"
+        mem = f"{me.peak_mb / r.peak_mb:9.2f}" if me and r.tool != "kestrel" else f"{'':9}"
+        print(f"{r.tool:8} {r.hunt:8} {r.n:>9,} {r.wall_s:>8.2f} {r.peak_mb:>8.0f} {r.rows:>9,} "
+              f"{speed} {mem}", flush=True)  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--peers", nargs="*", default=["k2", "k1"], choices=["k1", "k2"])
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per peer hunt")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    print(f"load average at start: {os.getloadavg()}")
     wall, peak = startup()
     print(f"kestrel hunt start-up (hello world, best of 5): {wall:.3f} s, {peak:.0f} MB")
-    print(f"{'tool':8} {'hunt':8} {'records':>9} {'wall s':>8} {'peak MB':>8} {'rows':>9}")
+    runs: list[Run] = []
     for n in args.sizes:
-        db = WORK / f"hunt_{n}.duckdb"
+        cols = records(n)
+        db = WORK / f"hunt_{n}_v{DATA_VERSION}.duckdb"
         if not db.exists():
-            build_store(n, db)
-        for r in run_ours(n, db):
-            print(
-                f"{r.tool:8} {r.hunt:8} {r.n:>9,} {r.wall_s:>8.2f} {r.peak_mb:>8.0f} {r.rows:>9,}"
-            )
+            build_store(n, db, cols)
+        runs += run_ours(n, db)
+        for peer in args.peers:
+            runs += run_peer(peer, n, cols, args.timeout)
+        show([r for r in runs if r.n == n])
+        if "k2" in args.peers:
+            for name in HUNTS:
+                print(f"rows vs 2.x, {name} {n:,}: {compare.check(WORK, n, name)}", flush=True)
+    print(f"load average at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tests.hunt.conftest import T0
 
+from kestrel.hunt import compile as compile_module
+from kestrel.hunt import entity_sql
 from kestrel.hunt.display import TableDisplay, to_json
 from kestrel.hunt.session import Session
 from kestrel.store import DuckDBStore
@@ -66,3 +69,35 @@ def test_disp_limit_zero_shows_no_rows(session: Session) -> None:
     out = session.execute("p = GET process\nDISP p ATTR pid LIMIT 0")
     assert isinstance(out[0], TableDisplay) and out[0].table.num_rows == 0
     assert json.loads(to_json(out))[0]["rows"] == []
+
+
+def test_two_phase_entities_equal_one_group(
+    session: Session, hunt_store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hunt = "p = GET process\nq = FIND process CREATED p\nr = GET process WHERE host = 'h2'"
+    session.execute(hunt)
+    fast = [sorted(session.variable(v).to_pylist(), key=repr) for v in "pqr"]
+
+    def grouped(*args: Any) -> Any:
+        return entity_sql.entity_query(args[0], args[1], args[2], args[3], args[4], row_ids=False)
+
+    monkeypatch.setattr(compile_module, "entity_query", grouped)
+    with Session(hunt_store, now=T0.replace(hour=13)) as plain:
+        plain.execute(hunt)
+        assert [sorted(plain.variable(v).to_pylist(), key=repr) for v in "pqr"] == fast
+    assert all(fast)
+
+
+def test_a_variable_read_twice_is_stored_once(session: Session) -> None:
+    session.execute("p = GET process\nq = FIND process CREATED p")
+    assert not _stored(session, "p")  # FIND read the view
+    session.execute("DISP p ATTR pid\nDISP p ATTR name")
+    assert _stored(session, "p")
+
+
+def _stored(session: Session, name: str) -> bool:
+    table = session.info(name).table + "_t"
+    found = session.store.query(
+        f"SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = '{table}'"
+    )
+    return bool(found.column("n")[0].as_py())

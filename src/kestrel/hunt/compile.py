@@ -21,7 +21,7 @@ from kestrel.errors import HuntError, HuntNameError
 from kestrel.events.schema import COLUMN_NAMES, COLUMN_TYPES
 from kestrel.hunt import ast
 from kestrel.hunt.entities import ENTITY_TYPES, TYPE_ALIASES, EntityType, Role
-from kestrel.hunt.entity_sql import Present, entity_query, kept_attrs
+from kestrel.hunt.entity_sql import Present, entity_query, kept_attrs, row_id
 from kestrel.hunt.relations import known, lookup
 from kestrel.hunt.where import ExprContext, SigmaTable, condition
 
@@ -143,8 +143,14 @@ class Compiler:
         limit: int | None,
     ) -> exp.Select:
         kept = kept_attrs(etype, roles, source, self.present)
+        # the store's events table has DuckDB row ids (file sources are Arrow scans: none)
+        ids = self.dialect == "duckdb" and source == "events" and self.present is not None
         parts = [(role, self._role_rows(etype, role, source, where, extra, kept)) for role in roles]
-        return entity_query(etype, parts, kept, lambda a: _typed_null(etype, a), limit)
+        if ids:
+            parts = [
+                (r, q.select(row_id(i, len(roles)).as_("_rid"))) for i, (r, q) in enumerate(parts)
+            ]
+        return entity_query(etype, parts, kept, lambda a: _typed_null(etype, a), limit, ids)
 
     def _role_rows(
         self,

@@ -48,22 +48,76 @@ def entity_query(
     kept: Sequence[str],
     null_of: NullOf,
     limit: int | None = None,
+    row_ids: bool = False,
 ) -> exp.Select:
-    """``SELECT _key, attrs…, number_observed, first/last_observed … GROUP BY _key``."""
-    rows = _stack(parts)
+    """``SELECT _key, attrs…, number_observed, first/last_observed`` per entity.
+
+    With ``row_ids`` (each part carries a unique ``_rid``: DuckDB's rowid) and every later
+    role ``only_new``, the roles' entities are disjoint: the first role's are built by
+    `_two_phase`, the later roles' grouped, and the results stacked."""
+    if row_ids and all(role.only_new for role, _ in parts[1:]):
+        first = parts[0][1]
+        pieces: list[exp.Query] = [_two_phase(etype, first, kept, null_of)]
+        for _, part in parts[1:]:
+            new = _without_keys(part, first)
+            pieces.append(_grouped(etype, new.subquery("e"), kept, null_of))
+        query = exp.select("*").from_(_union(pieces).subquery("ents"))
+    else:
+        query = _grouped(etype, _stack(parts).subquery("e"), kept, null_of)
+    if limit is not None:
+        query = exp.select("*").from_(query.subquery("ent"))
+        query = query.order_by("first_observed", "_key").limit(limit)
+    return query
+
+
+def _union(queries: Sequence[exp.Query]) -> exp.Query:
+    out = queries[0]
+    for q in queries[1:]:
+        out = exp.union(out, q, distinct=False)
+    return out
+
+
+def _grouped(etype: EntityType, rows: exp.Expr, kept: Sequence[str], null_of: NullOf) -> exp.Select:
+    """One row per key: MIN of each kept attribute, COUNT, MIN / MAX time."""
     attrs = [exp.func("MIN", exp.column(a)).as_(a) if a in kept else null_of(a).as_(a)
              for a in etype.attrs]  # fmt: skip
-    query = (
+    return (
         exp.select("_key", *attrs,
                    exp.func("COUNT", exp.Star()).as_("number_observed"),
                    exp.func("MIN", exp.column("_time")).as_("first_observed"),
                    exp.func("MAX", exp.column("_time")).as_("last_observed"))
-        .from_(rows.subquery("e"))
+        .from_(rows)
         .group_by("_key")
     )  # fmt: skip
-    if limit is not None:
-        query = query.order_by("first_observed", "_key").limit(limit)
-    return query
+
+
+def _two_phase(
+    etype: EntityType, rows: exp.Query, kept: Sequence[str], null_of: NullOf
+) -> exp.Select:
+    """Group only the keys (count, times, first row id), then take the attributes of keys
+    seen once straight from their row and aggregate the rest: string MINs are most of a
+    GET's time, and most entities are named by one event (2.5x less CPU at 1M processes).
+    Same rows as `_grouped`: one row's MIN is the row's value."""
+    n, rid = exp.func("COUNT", exp.Star()).as_("n"), exp.func("MIN", exp.column("_rid")).as_("rid")
+    counts = exp.select("_key", n, rid).from_("r").group_by("_key")
+    once = exp.select("rid").from_("k").where(exp.column("n").eq(1))
+    again = exp.select("_key").from_("k").where(exp.column("n") > 1)
+    attrs = [exp.column(a) if a in kept else null_of(a).as_(a) for a in etype.attrs]
+    one = exp.cast(exp.Literal.number(1), exp.DataType.build("bigint"))
+    singles = exp.select("_key", *attrs, one.as_("number_observed"),
+                         exp.column("_time").as_("first_observed"),
+                         exp.column("_time").as_("last_observed")).from_("r").where(
+        exp.column("_rid").isin(query=once))  # fmt: skip
+    multi = _grouped(etype, exp.to_table("r"), kept, null_of)
+    multi = multi.where(exp.column("_key").isin(query=again))
+    both = exp.union(singles, multi, distinct=False)
+    return exp.select("*").from_(both.subquery("ent")).with_("r", as_=rows).with_("k", as_=counts)
+
+
+def row_id(role_index: int, roles: int) -> exp.Expr:
+    """A row id unique across the role parts: ``rowid * roles + role_index`` (DuckDB)."""
+    rid = exp.Mul(this=exp.column("rowid"), expression=exp.Literal.number(roles))
+    return exp.Add(this=rid, expression=exp.Literal.number(role_index))
 
 
 def _stack(parts: Sequence[tuple[Role, exp.Select]]) -> exp.Query:

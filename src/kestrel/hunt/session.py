@@ -9,6 +9,7 @@ statement's line and column.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from kestrel.hunt.display import Display, TableDisplay, TextDisplay
 from kestrel.hunt.entities import Role
 from kestrel.hunt.format import format_statement
 from kestrel.hunt.parser import parse
+from kestrel.hunt.relations_store import Relations
 from kestrel.hunt.sources import SourceTables
 from kestrel.store import Store
 
@@ -61,7 +63,7 @@ class Session:
         self.ignore_case = ignore_case
         self.now = now
         self.lazy_display = lazy_display
-        self._retired: list[str] = []  # replaced tables a lazy DISP may still read
+        self._relations = Relations(store)
         self._vars: dict[str, VarInfo] = {}
         self._prefix = f"_hunt{next(_SESSIONS)}_"
         self._sources = SourceTables(store, self._prefix)
@@ -84,7 +86,10 @@ class Session:
         handler = _HANDLERS.get(type(statement.command))
         if handler is None:
             raise HuntError(f"{type(statement.command).__name__} is not supported yet")
-        return handler(self, statement)
+        try:
+            return handler(self, statement)
+        finally:
+            self._relations.statement_done()
 
     def variable(self, name: str) -> pa.Table:
         """The entities of a variable, as DISP would show them (all attributes)."""
@@ -108,10 +113,8 @@ class Session:
 
     def close(self) -> None:
         """Drop the session's tables (the store itself stays open: it belongs to the caller)."""
-        for table in [*self._retired, *(var.table for var in self._vars.values())]:
-            self.store.execute(f'DROP TABLE IF EXISTS "{table}"')
+        self._relations.close()
         self._vars.clear()
-        self._retired.clear()
         self._sources.close()
 
     def __enter__(self) -> Session:
@@ -149,24 +152,22 @@ class Session:
         return self.store.query(self._sql(query))
 
     def _assign(
-        self, statement: ast.Statement, query: exp.Select, etype: str, source: str
+        self,
+        statement: ast.Statement,
+        query: exp.Select,
+        etype: str,
+        source: str,
+        stored: bool = False,
     ) -> list[Display]:
-        """Materialize ``query`` as the statement's target variable."""
+        """Make ``query`` the statement's target variable: a view (`relations_store`), or a
+        table when ``stored`` (its rows come from Python and are gone afterwards)."""
         name = statement.target or "_"
-        table = f"{self._prefix}v{next(self._tables)}"
+        relation = f"{self._prefix}v{next(self._tables)}"
         sql = self._sql(query)
-        self.store.execute(f'CREATE TEMP TABLE "{table}" AS {sql}')
-        columns = tuple(self.store.query(f'SELECT * FROM "{table}" LIMIT 0').column_names)
-        self._replace(name, VarInfo(name, table, etype, columns, source, sql))
+        (self._relations.table if stored else self._relations.view)(relation, sql)
+        columns = self._relations.columns(relation)
+        self._vars[name] = VarInfo(name, relation, etype, columns, source, sql)
         return []
-
-    def _replace(self, name: str, info: VarInfo) -> None:
-        old = self._vars.get(name)
-        self._vars[name] = info
-        if old is not None and self.lazy_display:
-            self._retired.append(old.table)
-        elif old is not None:
-            self.store.execute(f'DROP TABLE IF EXISTS "{old.table}"')
 
     def _assign_table(
         self, statement: ast.Statement, table: pa.Table, etype: str, source: str = "events"
@@ -178,7 +179,7 @@ class Session:
         self.store.register(staged, table)
         try:
             query = with_identity(entity_type(etype, statement.span), staged, table.column_names)
-            return self._assign(statement, query, etype, source)
+            return self._assign(statement, query, etype, source, stored=True)
         finally:
             self.store.unregister(staged)
 
@@ -211,7 +212,9 @@ class _Catalog:
         self._session = session
 
     def variable(self, name: str, span: ast.Span) -> VarInfo:
-        return self._session.variable_info(name, span)
+        info = self._session.variable_info(name, span)
+        relation = self._session._relations.read(info.table)
+        return info if relation == info.table else dataclasses.replace(info, table=relation)
 
     def is_variable(self, name: str) -> bool:
         return self._session.is_variable(name)
