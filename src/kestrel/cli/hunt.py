@@ -48,6 +48,31 @@ def hunt(
         store.close()
 
 
+@app.command()
+def shell(
+    db: str | None = typer.Option(
+        None, "--db", help="Store: a DuckDB file (default ~/.kestrel/kestrel.duckdb)."
+    ),
+    ignore_case: bool = typer.Option(
+        False, "--ignore-case", "-i", help="String comparisons ignore case."
+    ),
+) -> None:
+    """Hunt interactively: history (~/.kestrel/hunt_history), Tab completion, `exit` to leave."""
+    from kestrel.config import default_db, home
+    from kestrel.hunt.session import Session
+    from kestrel.hunt.shell import Shell, candidates, prompts
+    from kestrel.store import open_store
+
+    store = open_store(db or default_db())
+    try:
+        with Session(store, ignore_case=ignore_case, lazy_display=True) as session:
+            lines = prompts(home() / "hunt_history", lambda line: candidates(session, line))
+            say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
+            Shell(session, lambda shown: _render(shown, None, "table"), say).loop(lines)
+    finally:
+        store.close()
+
+
 def _read(path: Path | None) -> str:
     from kestrel.errors import ConfigError
 
