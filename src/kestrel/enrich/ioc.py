@@ -3,8 +3,9 @@ feed with one hash-set membership test and a join on the few rows that hit.
 
 Why not a loop: a batch has 20,000 rows and a feed 10,000+ indicators; `is_in` against the
 indicator keys is one pass in Rust per column, and only hitting rows are joined to fetch the
-indicator's value and source. Per-value work in Python is limited to *unique* host names
-(parent-domain suffixes) and unique paths (file-name regexes through one RE2 set).
+indicator's value and source. Per-value work in Python is limited to host names never seen before
+(parent-domain suffixes, remembered in a `FrameMemo`) and unique paths (file-name regexes
+through one RE2 set).
 
 Each event keeps its best match: hash, then IP, CIDR, domain, URL, file name, file-name
 pattern (the order of `FAMILIES`); ``ioc_field`` says which column matched.
@@ -21,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from kestrel.enrich.base import fill_nulls
+from kestrel.enrich.cache import FrameMemo
 from kestrel.enrich.indicators import FilenamePattern, IocFeed
 from kestrel.events import Batch
 
@@ -36,6 +38,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "filename_regex": ("process_path", "file_path"),
 }  # fmt: skip
 _LOWER = {"domain", "filename"}
+MATCHED_COLUMNS = tuple(dict.fromkeys(c for cols in FAMILIES.values() for c in cols))
 HITS_SCHEMA: dict[str, pl.DataType] = {
     "row": pl.UInt32(),
     "ioc_indicator": pl.String(),
@@ -57,15 +60,23 @@ class IocEnricher:
     feed: IocFeed
     _by_family: dict[str, pl.DataFrame] = field(init=False, repr=False)
     _regexes: _PatternSet = field(init=False, repr=False)
+    _domains: set[str] = field(init=False, repr=False)
+    _hosts: FrameMemo = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         table = self.feed.indicators.unique(subset=["family", "key"], keep="first")
         self._by_family = {str(f): t for (f,), t in table.group_by("family")}
         self._regexes = _PatternSet(self.feed.patterns)
+        domains = self._by_family.get("domain")
+        self._domains = set(domains["key"].to_list()) if domains is not None else set()
+        self._hosts = FrameMemo("value", {"value": pl.String, "key": pl.String})
 
     def enrich(self, batch: Batch) -> Batch:
-        """The batch with the IOC columns filled where an indicator matched."""
-        hits = self.matches(pl.from_arrow(batch))  # type: ignore[arg-type]
+        """The batch with the IOC columns filled where an indicator matched. Only the
+        matched columns are converted to Polars (the whole batch, ``raw`` included, took
+        longer to convert than all the matching)."""
+        present = [c for c in MATCHED_COLUMNS if c in batch.schema.names]
+        hits = self.matches(pl.from_arrow(batch.select(present)))  # type: ignore[arg-type]
         return fill_nulls(batch, _scatter(hits, batch.num_rows))
 
     def matches(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -87,8 +98,17 @@ class IocEnricher:
         table = self._by_family.get(family)
         if table is None:
             return []
-        finder = _FINDERS[family]
+        finder = self._domain if family == "domain" else _FINDERS[family]
         return [finder(frame, c, table).pipe(_label, c, prio) for c in cols]
+
+    def _domain(self, frame: pl.DataFrame, column: str, table: pl.DataFrame) -> pl.DataFrame:
+        """A host name matches an indicator for itself or any parent domain; each name is
+        resolved in Python once ever (`FrameMemo`), then a batch is one join."""
+        hosts = frame.get_column(column)
+        new = self._hosts.missing(hosts).to_list()
+        self._hosts.add([(h, _parent_in(h.lower().rstrip("."), self._domains)) for h in new])
+        mapped = self._hosts.join(hosts).get_column("key")
+        return _join_rows(mapped.is_not_null(), mapped, table)
 
 
 def _any(frame: pl.DataFrame, column: str) -> bool:
@@ -108,21 +128,6 @@ def _join_rows(mask: pl.Series, keys: pl.Series, table: pl.DataFrame) -> pl.Data
     rows = pl.DataFrame({"row": pl.int_range(0, len(mask), dtype=pl.UInt32, eager=True),
                          "key": keys}).filter(mask.fill_null(False))  # fmt: skip
     return rows.join(table, on="key", how="inner")
-
-
-def _domain(frame: pl.DataFrame, column: str, table: pl.DataFrame) -> pl.DataFrame:
-    """A host name matches an indicator for itself or for any parent domain."""
-    hosts = frame.get_column(column)
-    keys = set(table["key"].to_list())
-    found = {}
-    for host in hosts.drop_nulls().unique().to_list():  # Python per *unique* name only
-        key = _parent_in(host.lower().rstrip("."), keys)
-        if key is not None:
-            found[host] = key
-    if not found:
-        return table.clear().with_columns(pl.lit(0, pl.UInt32).alias("row"))
-    mapped = hosts.replace_strict(found, default=None, return_dtype=pl.String)
-    return _join_rows(mapped.is_not_null(), mapped, table)
 
 
 def _parent_in(host: str, keys: set[str]) -> str | None:
@@ -183,8 +188,8 @@ def _url(frame: pl.DataFrame, column: str, table: pl.DataFrame) -> pl.DataFrame:
     return _join_rows(mask, first, table)
 
 
-_FINDERS = {"hash": _exact, "ip": _exact, "filename": _exact, "domain": _domain,
-            "cidr": _cidr, "url": _url}  # fmt: skip
+_FINDERS = {"hash": _exact, "ip": _exact, "filename": _exact, "cidr": _cidr,
+            "url": _url}  # fmt: skip
 
 
 def _label(hits: pl.DataFrame, column: str, prio: int) -> pl.DataFrame:

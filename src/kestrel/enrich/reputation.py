@@ -6,9 +6,10 @@ the same hash across restarts). The client paces itself (``rate_per_minute``, Vi
 public API allows 4), retries 429 / 5xx / network errors with exponential back-off, and
 without an API key it logs one notice and answers nothing, so the stage keeps running.
 
-`ReputationEnricher` asks about each unique value once per batch, hash before address, with
-a per-batch ``budget``: a batch never waits for more than ``budget`` API calls; values left
-over stay null and are asked about when they appear again.
+`ReputationEnricher` asks about each value once (answers kept in a `FrameMemo`, a batch is
+one join), with a per-batch ``budget``: a batch never waits for more than ``budget`` API
+calls; values left over stay null and are asked about when they appear again. A value the
+client could not answer is left alone for ``retry_s``; a client without a key is not asked.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Any, ClassVar, Protocol
 import polars as pl
 
 from kestrel.enrich.base import set_columns
-from kestrel.enrich.cache import Cache, MemoryCache
-from kestrel.enrich.geoip import address_class, remote_ip
+from kestrel.enrich.cache import Cache, FrameMemo, MemoryCache
+from kestrel.enrich.geoip import PublicMask, remote_ip
 from kestrel.events import Batch
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,11 @@ class VirusTotalClient:
             self.cache.put(key, [verdict.malicious, verdict.engines])
         return verdict
 
+    def usable(self) -> bool:
+        """Whether lookups can reach the API (a key, not refused); says why once if not.
+        Cached answers are kept by the enricher, so a disabled client is not asked at all."""
+        return self._usable()
+
     def _usable(self) -> bool:
         if self._disabled is None and not self.api_key:
             self._disable("no VirusTotal API key (set VT_API_KEY): reputation lookups skipped")
@@ -192,38 +198,52 @@ class ReputationEnricher:
 
     client: ReputationClient
     budget: int = 4  # API calls one batch may spend (cache hits are free)
+    retry_s: float = 3600.0  # how long a value the client could not answer is left alone
+    clock: Callable[[], float] = time.monotonic
+    _memo: FrameMemo = field(init=False, repr=False)
+    _unanswered: dict[str, float] = field(init=False, repr=False, default_factory=dict)
+    _public: PublicMask = field(init=False, repr=False, default_factory=PublicMask)
+
+    def __post_init__(self) -> None:
+        self._memo = FrameMemo("s", {"s": pl.String, "m": pl.Int64, "e": pl.Int64})
 
     def enrich(self, batch: Batch) -> Batch:
-        """Ask about each unique (kind, value) of the batch, within the budget."""
-        subjects = _subjects(batch)
-        answers = self._answers(subjects.unique().drop_nulls().to_list())
-        frame = pl.DataFrame(
-            [(k, v.malicious, v.engines) for k, v in answers.items()],
-            schema={"s": pl.String, "m": pl.Int64, "e": pl.Int64}, orient="row",
-        )  # fmt: skip
-        got = subjects.alias("s").to_frame().join(frame, on="s", how="left", maintain_order="left")
+        """Ask about the unique (kind, value)s not answered before, within the budget; one
+        join answers the batch. Without a usable client nothing is asked (no Python loop)."""
+        subjects = _subjects(batch, self._public)
+        if getattr(self.client, "usable", lambda: True)():
+            answers = self._answers(self._to_ask(subjects))
+            self._memo.add([(k, v.malicious, v.engines) for k, v in answers.items()])
+        got = self._memo.join(subjects)
         return set_columns(batch, {"rep_malicious": got["m"].to_arrow(),
                                    "rep_engines": got["e"].to_arrow()})  # fmt: skip
+
+    def _to_ask(self, subjects: pl.Series) -> list[str]:
+        now = self.clock()
+        new = self._memo.missing(subjects).to_list()
+        return [s for s in new if now - self._unanswered.get(s, -1e18) >= self.retry_s]
 
     def _answers(self, subjects: list[str]) -> dict[str, Verdict]:
         out: dict[str, Verdict] = {}
         calls_before = getattr(self.client, "calls", 0)
         for subject in subjects:
             if getattr(self.client, "calls", 0) - calls_before >= self.budget:
-                break
+                break  # left for a later batch: not marked unanswered
             kind, _, value = subject.partition(":")
             verdict = self.client.lookup(kind, value)
-            if verdict is not None:
+            if verdict is None:
+                self._unanswered[subject] = self.clock()
+            else:
                 out[subject] = verdict
         return out
 
 
-def _subjects(batch: Batch) -> pl.Series:
+def _subjects(batch: Batch, public_mask: PublicMask) -> pl.Series:
     """``hash:<sha256>`` where the event has one, else ``ip:<public remote address>``."""
     frame = pl.from_arrow(batch.select(["file_sha256", "process_sha256"]))
     assert isinstance(frame, pl.DataFrame)
     ips = remote_ip(batch)
-    public = ips.is_in([ip for ip in ips.drop_nulls().unique() if address_class(ip) is None])
+    public = public_mask(ips)
     sha = frame.select(pl.coalesce("file_sha256", "process_sha256")).to_series()
     ip = pl.when(public).then(pl.lit("ip:") + ips)
     return pl.select(

@@ -14,8 +14,9 @@ are reported (`CompiledRules.failures`) and skipped, the rest run.
 from __future__ import annotations
 
 import hashlib
+import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, ClassVar
@@ -213,9 +214,14 @@ class YaraEnricher:
 
     scanner: YaraScanner
     files: FileReader = field(default_factory=LocalFiles)
+    recheck_s: float = 60.0  # how long an unreadable path is left alone
+    clock: Callable[[], float] = time.monotonic
+    _seen: MemoryCache = field(default_factory=MemoryCache, init=False, repr=False)
+    _unreadable: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def enrich(self, batch: Batch) -> Batch:
-        """One scan per unique path in the batch (and the scanner's cache across batches)."""
+        """One scan per unique path in the batch; a file whose size, mtime and inode did not
+        change since it was scanned is neither read nor hashed again (`_rules`)."""
         paths = _paths(batch)
         rules = {p: self._rules(p) for p in paths.drop_nulls().unique().to_list()}
         found = {p: r for p, r in rules.items() if r}
@@ -223,8 +229,28 @@ class YaraEnricher:
         return set_columns(batch, {"yara_rules": values.to_arrow().cast(pa.string())})
 
     def _rules(self, path: str) -> str | None:
+        """The rules matching ``path``'s content. Why the fingerprint: the same binaries are
+        named batch after batch, and reading + hashing them dominated the stage."""
+        now = self.clock()
+        if now - self._unreadable.get(path, -1e18) < self.recheck_s:
+            return None
+        mark = _fingerprint(self.files, path)
+        seen = self._seen.get(path)
+        if mark is not None and seen is not None and seen[0] == list(mark):
+            return seen[1]  # type: ignore[no-any-return]
         result = self.scanner.scan_file(path, self.files)
-        return ",".join(h.qualified for h in result.hits) or None
+        rules = ",".join(h.qualified for h in result.hits) or None
+        if result.error is not None and result.sha256 is None:
+            self._unreadable[path] = now
+        elif mark is not None:
+            self._seen.put(path, [list(mark), rules])
+        return rules
+
+
+def _fingerprint(files: FileReader, path: str) -> tuple[int, ...] | None:
+    """The reader's cheap identity of a file (size, mtime, inode), when it has one."""
+    stat = getattr(files, "fingerprint", None)
+    return stat(path) if callable(stat) else None
 
 
 def _paths(batch: Batch) -> pl.Series:
