@@ -12,6 +12,10 @@ A rule in a wide select sees every row of the frame, not only its own candidates
 correct (the prefilter only ever removes events a rule cannot match) but costs rules x rows,
 so rules are put into *jobs* by how many candidates they have (powers of four): a rule with
 ten candidates is not evaluated over fifty thousand rows because another rule needed them.
+A job whose rules would still do far more row work that way than over their own candidates
+(attack-dense data: every event a candidate of a few rules, each rule of few events) runs
+*sliced* instead: its candidate pairs gathered into one long frame sorted by rule, each rule
+filtering its own slice, all slices collected as one plan.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from kestrel.detect.sigma.frame import ROW, build_frame
 from kestrel.detect.sigma.prefilter import PAIR_SCHEMA, RULE
 
 SMALL_JOB_ROWS = 1024  # rules with fewer candidates than this all share one job
+SLICED_WASTE = 8  # run sliced when rules x rows exceeds the candidate pairs this many times
 _JOB = "__job"
 
 
@@ -35,6 +40,14 @@ class Job:
 
     rules: list[int]
     rows: pl.Series
+    pairs: pl.DataFrame | None = None  # (rule, row), sorted; None: every rule on every row
+
+    @property
+    def sliced(self) -> bool:
+        """Whether the job runs each rule on its own candidates (see the module docstring)."""
+        if self.pairs is None or len(self.rows) < SMALL_JOB_ROWS:
+            return False
+        return len(self.rules) * len(self.rows) > SLICED_WASTE * self.pairs.height
 
 
 def jobs(pairs: pl.DataFrame, unfiltered: list[int], all_rows: pl.Series) -> list[Job]:
@@ -48,7 +61,8 @@ def jobs(pairs: pl.DataFrame, unfiltered: list[int], all_rows: pl.Series) -> lis
     tagged = pairs.with_columns(bucket.alias(_JOB))
     for (_,), part in tagged.group_by(_JOB, maintain_order=True):
         rules = part.get_column(RULE).unique().sort().to_list()
-        out.append(Job(rules, part.get_column(ROW).unique().sort()))
+        pairs_ = part.select(RULE, ROW).sort(RULE, ROW)
+        out.append(Job(rules, part.get_column(ROW).unique().sort(), pairs_))
     return out
 
 
@@ -59,8 +73,32 @@ def evaluate(events: pl.DataFrame, rules: Sequence[CompiledRule], todo: list[Job
     rows = pl.concat([j.rows for j in todo]).unique().sort()
     names = set().union(*(rules[r].columns for j in todo for r in j.rules))
     frame = build_frame(events, rows, names)
-    found = [_run(frame.gather(rows.search_sorted(j.rows)), rules, j.rules) for j in todo]
+    found = [_job(frame, rows, rules, j) for j in todo]
     return pl.concat(found)
+
+
+def _job(
+    frame: pl.DataFrame, rows: pl.Series, rules: Sequence[CompiledRule], job: Job
+) -> pl.DataFrame:
+    if job.sliced and job.pairs is not None:
+        return _sliced(frame.gather(rows.search_sorted(job.pairs.get_column(ROW))), rules, job)
+    return _run(frame.gather(rows.search_sorted(job.rows)), rules, job.rules)
+
+
+def _sliced(long: pl.DataFrame, rules: Sequence[CompiledRule], job: Job) -> pl.DataFrame:
+    """Each rule over its own slice of ``long`` (the job's pairs' rows, sorted by rule)."""
+    assert job.pairs is not None
+    counts = job.pairs.group_by(RULE, maintain_order=True).len().iter_rows()
+    slices, offset = [], 0
+    for rule, n in counts:
+        slices.append((int(rule), long.slice(offset, n)))
+        offset += n
+    plans = [part.lazy().select(_found(rules, i)) for i, part in slices]
+    try:
+        return _long(pl.concat(plans, how="horizontal").collect())
+    except pl.exceptions.PolarsError:
+        parts = [_run(part, rules, [i]) for i, part in slices]
+        return pl.concat([pl.DataFrame(schema=PAIR_SCHEMA), *parts])
 
 
 def _run(frame: pl.DataFrame, rules: Sequence[CompiledRule], ids: list[int]) -> pl.DataFrame:
@@ -73,8 +111,16 @@ def _run(frame: pl.DataFrame, rules: Sequence[CompiledRule], ids: list[int]) -> 
 
 
 def _wide(frame: pl.DataFrame, rules: Sequence[CompiledRule], ids: list[int]) -> pl.DataFrame:
-    exprs = [pl.col(ROW).filter(rules[i].expr).implode().alias(str(i)) for i in ids]
-    lists = frame.lazy().select(exprs).collect()
+    return _long(frame.lazy().select([_found(rules, i) for i in ids]).collect())
+
+
+def _found(rules: Sequence[CompiledRule], i: int) -> pl.Expr:
+    """The rows rule ``i`` matches, as one list in a column named after the rule."""
+    return pl.col(ROW).filter(rules[i].expr).implode().alias(str(i))
+
+
+def _long(lists: pl.DataFrame) -> pl.DataFrame:
+    """One list column per rule → (rule, row) pairs."""
     long = lists.unpivot(variable_name=RULE, value_name=ROW).explode(ROW).drop_nulls(ROW)
     return long.select(pl.col(RULE).cast(pl.UInt32), pl.col(ROW).cast(pl.UInt32))
 

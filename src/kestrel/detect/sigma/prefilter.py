@@ -4,8 +4,9 @@ Each logsource keeps its own Aho-Corasick pattern set (the literals its rules re
 `literals.py`), so an event is only scanned for the literals of the rules that may see it, and
 the hits need no dispatch filtering afterwards. One ``extract_many`` pass over the lower-cased
 ``raw`` records of the logsource's events gives, per event, the literals found; a join with
-the (literal, rule, clause) table turns them into (rule, row) candidate pairs, kept when every
-clause of the rule has a hit. Rules that require no literal are kept apart: they see every
+the (literal, rule, clause bit) table turns them into (rule, row) candidate pairs, kept when
+the bits of the clauses hit, OR-ed per pair in one ``group_by`` over a 64-bit (rule, row) key,
+make the rule's full mask. Rules that require no literal are kept apart: they see every
 event of their logsource.
 """
 
@@ -22,10 +23,12 @@ from kestrel.detect.sigma.pipelines import Dispatch
 
 RULE = "rule"
 _LIT = "__lit"
-_CLAUSE = "__clause"
-_NEED = "__need"
+_BIT = "__bit"
+_FULL = "__full"
+_KEY = "__key"
+_SHIFT = 1 << 32  # (rule, row) as one UInt64: rule * 2**32 + row
 PAIR_SCHEMA = {RULE: pl.UInt32, ROW: pl.UInt32}
-_TABLE = {_LIT: pl.String, RULE: pl.UInt32, _CLAUSE: pl.UInt32}
+_TABLE = {_LIT: pl.String, RULE: pl.UInt32, _BIT: pl.UInt8, _FULL: pl.UInt8}
 
 
 @dataclass(slots=True)
@@ -36,24 +39,22 @@ class LogsourceRules:
     rules: list[int]  # indices into the engine's rule list
     unfiltered: list[int]  # the rules among them that require no literal
     patterns: list[str]
-    table: pl.DataFrame  # (literal, rule, clause) for every literal a rule's clauses name
-    need: pl.DataFrame  # (rule, clauses) for the rules with more than one clause
+    table: pl.DataFrame  # (literal, rule, clause bit, all bits) per literal a clause names
 
     @classmethod
     def build(cls, dispatch: Dispatch, rules: Sequence[tuple[int, CompiledRule]]) -> LogsourceRules:
         """Tables for ``rules`` (engine index, rule), all of logsource ``dispatch``."""
         rows = [
-            (lit, i, k)
+            (lit, i, 1 << k, (1 << len(clauses)) - 1)
             for i, rule in rules
-            for k, clause in enumerate(rule.literals or ())
+            for clauses in [rule.literals or ()]
+            for k, clause in enumerate(clauses)
             for lit in sorted(clause)
         ]
         table = pl.DataFrame(rows, schema=_TABLE, orient="row")
-        many = [(i, len(r.literals)) for i, r in rules if r.literals and len(r.literals) > 1]
-        need = pl.DataFrame(many, schema={RULE: pl.UInt32, _NEED: pl.UInt32}, orient="row")
         unfiltered = [i for i, r in rules if r.literals is None]
-        patterns = sorted({lit for lit, _, _ in rows})
-        return cls(dispatch, [i for i, _ in rules], unfiltered, patterns, table, need)
+        patterns = sorted({row[0] for row in rows})
+        return cls(dispatch, [i for i, _ in rules], unfiltered, patterns, table)
 
     def pairs(self, events: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
         """(rule, row) for every rule whose clauses all have a literal in the record of row."""
@@ -67,13 +68,23 @@ class LogsourceRules:
             .explode(_LIT)
             .drop_nulls(_LIT)
         )
-        return self._complete(hits.join(self.table, on=_LIT).select(RULE, ROW, _CLAUSE).unique())
+        return _complete(hits.join(self.table, on=_LIT))
 
-    def _complete(self, hits: pl.DataFrame) -> pl.DataFrame:
-        """The (rule, row) of ``hits`` (rule, row, clause) that hit every clause of the rule."""
-        if self.need.is_empty():
-            return hits.select(RULE, ROW).unique()
-        counts = hits.group_by(RULE, ROW).len(_NEED)
-        enough = counts.join(self.need, on=RULE, how="left", suffix="_all")
-        keep = pl.col(f"{_NEED}_all").is_null() | (pl.col(_NEED) >= pl.col(f"{_NEED}_all"))
-        return enough.filter(keep).select(RULE, ROW)
+
+def _complete(hits: pl.DataFrame) -> pl.DataFrame:
+    """The (rule, row) of ``hits`` (row, rule, clause bit, all bits) that hit every clause.
+    Most rules have one clause: their pairs only need to be unique (cheap); the few with more
+    OR their clause bits per pair in a ``group_by``."""
+    keyed = hits.select(_pair_key().alias(_KEY), _BIT, _FULL)
+    single = keyed.filter(pl.col(_FULL) == 1).get_column(_KEY).unique()
+    several = keyed.filter(pl.col(_FULL) > 1).group_by(_KEY)
+    bits = several.agg(pl.col(_BIT).bitwise_or(), pl.col(_FULL).first())
+    done = bits.filter(pl.col(_BIT) == pl.col(_FULL)).get_column(_KEY)
+    keys = pl.concat([single, done])
+    return pl.DataFrame(
+        {RULE: (keys // _SHIFT).cast(pl.UInt32), ROW: (keys % _SHIFT).cast(pl.UInt32)}
+    )
+
+
+def _pair_key() -> pl.Expr:
+    return pl.col(RULE).cast(pl.UInt64) * _SHIFT + pl.col(ROW).cast(pl.UInt64)
