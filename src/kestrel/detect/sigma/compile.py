@@ -25,6 +25,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
+from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
@@ -109,7 +110,7 @@ def compile_rule(rule: SigmaRule, pipeline: ProcessingPipeline | None = None) ->
         raise RuleError("the condition is empty", rule_source(rule))
     literals = any_clauses([clauses(t) for t in trees if t is not None])
     return CompiledRule(
-        _meta(rule), logsource_dispatch(rule.logsource), any_(exprs).fill_null(False), literals,
+        meta_of(rule), logsource_dispatch(rule.logsource), any_(exprs).fill_null(False), literals,
         refs.names, tuple(refs.fields),
     )  # fmt: skip
 
@@ -202,9 +203,11 @@ def _squash(parts: list[str | SpecialChars]) -> list[str | SpecialChars]:
     return out
 
 
-def _meta(rule: SigmaRule) -> RuleMeta:
-    ls = rule.logsource
-    logsource = "/".join(str(p or "*") for p in (ls.product, ls.category, ls.service))
+def meta_of(rule: SigmaRule | SigmaCorrelationRule) -> RuleMeta:
+    """What a finding needs to know about a rule (correlations: logsource ``correlation``)."""
+    ls = getattr(rule, "logsource", None)
+    parts = (ls.product, ls.category, ls.service) if ls is not None else ("correlation",)
+    logsource = "/".join(str(p or "*") for p in parts)
     level = str(rule.level) if rule.level is not None else "medium"
     tags = tuple(f"{t.namespace}.{t.name}" for t in rule.tags)
     return RuleMeta(

@@ -2,7 +2,8 @@
 
 Configured by its constructor (river style): the rule paths and the merge window. Rules are
 loaded and compiled on first use, once; rules that fail to load or compile are kept in
-``issues`` with their reason and never stop the others.
+``issues`` with their reason and never stop the others. Correlation rules run over the base
+rules' matches of each batch (`correlate.py`) and give findings of their own.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import ClassVar
 
+import polars as pl
+
 from kestrel.detect.sigma.compile import CompiledRule, compile_rules
+from kestrel.detect.sigma.correlate import Correlation, compile_correlations, correlate
 from kestrel.detect.sigma.engine import SigmaEngine
 from kestrel.detect.sigma.findings import findings_from_matches
+from kestrel.detect.sigma.frame import ROW
 from kestrel.detect.sigma.load import RuleIssue, load_rules
+from kestrel.detect.sigma.pipelines import Dispatch
 from kestrel.events import Batch
 from kestrel.findings import Finding
 
@@ -37,6 +43,7 @@ class SigmaDetector:
         self.rules = tuple(rules) or default_rule_paths()
         self.window_minutes = window_minutes
         self._engine: SigmaEngine | None = None
+        self.correlations: list[Correlation] = []
         self.issues: list[RuleIssue] = []
 
     def __repr__(self) -> str:
@@ -57,13 +64,33 @@ class SigmaDetector:
         if self._engine is None:
             loaded = load_rules(self.rules) if self.rules else None
             compiled, issues = compile_rules(loaded.rules if loaded else [])
-            self.issues = (loaded.issues if loaded else []) + issues
+            self.correlations, more = compile_correlations(loaded.correlations if loaded else [])
+            self.issues = (loaded.issues if loaded else []) + issues + more
             self._engine = SigmaEngine(compiled)
         return self._engine
 
     def detect(self, batch: Batch) -> list[Finding]:
-        """Findings for every rule that matches an event of ``batch``."""
+        """Findings for every rule (and correlation) that matches events of ``batch``."""
         engine = self.engine
         matches = engine.match(batch)
         window = timedelta(minutes=self.window_minutes)
-        return findings_from_matches(engine.rules, batch, matches, window)
+        if self.correlations and not matches.is_empty():
+            matches = pl.concat([matches, self._correlated(batch, matches)])
+        rules = [*engine.rules, *(_as_rule(c) for c in self.correlations)]
+        return findings_from_matches(rules, batch, matches, window)
+
+    def _correlated(self, batch: Batch, matches: pl.DataFrame) -> pl.DataFrame:
+        """(len(rules) + correlation index, row) for every correlation that holds."""
+        events = pl.from_arrow(batch)
+        assert isinstance(events, pl.DataFrame)
+        events = events.with_row_index(ROW)
+        ids, n = [r.meta.id for r in self.engine.rules], len(self.engine.rules)
+        found = [correlate(c, n + i, events, matches, ids) for i, c in enumerate(self.correlations)]
+        return pl.concat(found)
+
+
+def _as_rule(corr: Correlation) -> CompiledRule:
+    """A correlation in the shape findings read (meta, fields); never dispatched."""
+    never = Dispatch(corr.meta.logsource, never=True)
+    fields = (*corr.group_by, *([corr.field] if corr.field else []))
+    return CompiledRule(corr.meta, never, pl.lit(False), None, set(), fields)
