@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench runs as a script
 from bench import hunt_compare as compare
@@ -57,6 +58,7 @@ class Run:
     wall_s: float
     peak_mb: float
     rows: int
+    cpu_s: float = float("nan")  # user + system: what the wall time would be with no load
 
 
 def records(n: int) -> dict[str, list[Any]]:
@@ -111,21 +113,37 @@ def build_store(n: int, path: Path, cols: dict[str, list[Any]]) -> None:
 
 def measure(
     cmd: list[str], out: Path, env: dict[str, str] | None = None, timeout: float | None = None
-) -> tuple[float, float]:
-    """Wall seconds and peak RSS in MB of one process; its stdout goes to ``out``.
+) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS in MB and CPU seconds of one process; stdout goes to ``out``.
 
     Peak memory comes from GNU time's ``%M``: a forked child's own ``ru_maxrss`` starts from
     the parent's high-water mark (this bench holds the records), so ``wait4`` overstates it.
     """
     with tempfile.NamedTemporaryFile("w+") as mem, out.open("w") as stdout:
         start = time.perf_counter()
-        done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", mem.name, *cmd], env=env,
-                              stdout=stdout, stderr=subprocess.PIPE, text=True, check=False,
-                              timeout=timeout)  # fmt: skip
+        timed = ["/usr/bin/time", "-f", "%M %U %S", "-o", mem.name, *cmd]
+        err = _run(timed, stdout, env, timeout)
         wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise RuntimeError(f"{cmd[:4]} failed: {done.stderr[-2000:]}")
-        return wall, int(mem.read().strip().splitlines()[-1]) / 1024
+        if err is not None:
+            raise RuntimeError(f"{cmd[:4]} failed: {err[-2000:]}")
+        peak, user, system = mem.read().strip().splitlines()[-1].split()
+        return wall, int(peak) / 1024, float(user) + float(system)
+
+
+def _run(
+    cmd: list[str], stdout: IO[str], env: dict[str, str] | None, timeout: float | None
+) -> str | None:
+    """Run in a session of its own, so a timeout kills the hunt under ``time`` too; returns
+    stderr when it failed."""
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return err if proc.returncode else None
 
 
 def run_ours(n: int, db: Path) -> list[Run]:
@@ -135,9 +153,9 @@ def run_ours(n: int, db: Path) -> list[Run]:
         hunt = text.format(attrs=", ".join(ATTRS))
         cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", str(db), "-f", "json", "-e", hunt]
         out = WORK / f"kestrel-{n}-{name}.json"
-        wall, peak = measure(cmd, out)
+        wall, peak, cpu = measure(cmd, out)
         rows = len(json.loads(out.read_text())[0]["rows"])
-        runs.append(Run("kestrel", name, n, wall, peak, rows))
+        runs.append(Run("kestrel", name, n, wall, peak, rows, cpu))
     return runs
 
 
@@ -164,8 +182,9 @@ def run_peer(peer: str, n: int, cols: dict[str, list[Any]], timeout: float) -> l
     for name, text in hunts.items():
         flow, out = WORK / f"{peer}-{name}.hf", WORK / f"{peer}-{n}-{name}.json"
         flow.write_text(text)
+        out.unlink(missing_ok=True)  # a timed-out hunt must not leave an older run's rows
         try:
-            wall, peak = measure(
+            wall, peak, cpu = measure(
                 [str(py), str(peers.RUNNER), str(flow), str(out)],
                 out.with_suffix(".txt"),
                 env,
@@ -179,30 +198,32 @@ def run_peer(peer: str, n: int, cols: dict[str, list[Any]], timeout: float) -> l
             runs.append(Run(peer, name, n, float("nan"), float("nan"), -2))
             continue
         runs.append(
-            Run(peer, name, n, wall, peak, int(out.with_suffix(".txt").read_text().split()[-1]))
+            Run(
+                peer, name, n, wall, peak, int(out.with_suffix(".txt").read_text().split()[-1]), cpu
+            )
         )
     return runs
 
 
-def startup() -> tuple[float, float]:
+def startup() -> tuple[float, float, float]:
     """`kestrel hunt` start-up: a hello-world hunt (NEW + DISP), best of 5."""
     cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", ":memory:", "-f", "json", "-e",
            "n = NEW process ['a']\nDISP n"]  # fmt: skip
     best = min((measure(cmd, WORK / "startup.json") for _ in range(5)), key=lambda r: r[0])
-    return best[0], best[1]
+    return best[0], best[1], best[2]
 
 
 def show(runs: list[Run]) -> None:
     """One line per run, with the ratios against ours where both ran."""
     ours = {(r.hunt, r.n): r for r in runs if r.tool == "kestrel"}
-    print(f"{'tool':8} {'hunt':8} {'records':>9} {'wall s':>8} {'peak MB':>8} {'rows':>9} "
-          f"{'x faster':>9} {'mem ratio':>9}")  # fmt: skip
+    print(f"{'tool':8} {'hunt':8} {'records':>9} {'wall s':>8} {'CPU s':>7} {'peak MB':>8} "
+          f"{'rows':>9} {'x faster':>9} {'mem ratio':>9}")  # fmt: skip
     for r in runs:
         me = ours.get((r.hunt, r.n))
         speed = f"{r.wall_s / me.wall_s:9.1f}" if me and r.tool != "kestrel" else f"{'':9}"
         mem = f"{me.peak_mb / r.peak_mb:9.2f}" if me and r.tool != "kestrel" else f"{'':9}"
-        print(f"{r.tool:8} {r.hunt:8} {r.n:>9,} {r.wall_s:>8.2f} {r.peak_mb:>8.0f} {r.rows:>9,} "
-              f"{speed} {mem}", flush=True)  # fmt: skip
+        print(f"{r.tool:8} {r.hunt:8} {r.n:>9,} {r.wall_s:>8.2f} {r.cpu_s:>7.2f} "
+              f"{r.peak_mb:>8.0f} {r.rows:>9,} {speed} {mem}", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -213,8 +234,9 @@ def main() -> None:
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     print(f"load average at start: {os.getloadavg()}")
-    wall, peak = startup()
-    print(f"kestrel hunt start-up (hello world, best of 5): {wall:.3f} s, {peak:.0f} MB")
+    wall, peak, cpu = startup()
+    print(f"kestrel hunt start-up (hello world, best of 5): {wall:.3f} s wall, {cpu:.2f} s CPU, "
+          f"{peak:.0f} MB")  # fmt: skip
     runs: list[Run] = []
     for n in args.sizes:
         cols = records(n)
