@@ -22,20 +22,20 @@ class Relations:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._views: set[str] = set()
-        self._tables: set[str] = set()
+        self._views: list[str] = []  # in creation order: a view reads only older ones
+        self._tables: list[str] = []
         self._reads: dict[str, int] = {}
         self._reading: set[str] = set()  # read by the statement running now
 
     def view(self, name: str, sql: str) -> None:
         """``CREATE TEMP VIEW name AS sql``."""
         self._store.execute(f'CREATE TEMP VIEW "{name}" AS {sql}')
-        self._views.add(name)
+        self._views.append(name)
 
     def table(self, name: str, sql: str) -> None:
         """``CREATE TEMP TABLE name AS sql``."""
         self._store.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
-        self._tables.add(name)
+        self._tables.append(name)
 
     def columns(self, name: str) -> tuple[str, ...]:
         """The relation's column names (``LIMIT 0``: nothing is computed)."""
@@ -58,8 +58,9 @@ class Relations:
         self._reading.clear()
 
     def close(self) -> None:
-        """Drop every view, then every table."""
-        for name in self._views:
+        """Drop every view, newest first (PostgreSQL refuses to drop a view others read),
+        then every table."""
+        for name in reversed(self._views):
             self._store.execute(f'DROP VIEW IF EXISTS "{name}"')
         for name in self._tables:
             self._store.execute(f'DROP TABLE IF EXISTS "{name}"')
