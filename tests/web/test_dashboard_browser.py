@@ -53,3 +53,16 @@ def test_live_scenario_shows_a_finding_appear(page: Any, served: Any, shot: Any)
     expect(page.get_by_test_id("verdict")).to_have_text("malicious", timeout=60_000)
     expect(page.get_by_test_id("live-findings")).to_contain_text("GPU hijack")
     shot(page, "05-live-scenario")
+
+
+def test_hunt_console_runs_a_hunt_and_shows_a_row(page: Any, served: Any, shot: Any) -> None:
+    log_in(page, served)
+    page.click("text=Hunt")
+    page.fill("[data-testid=hunt-text]", "procs = GET process\nDISP procs ATTR name, pid")
+    page.click("[data-testid=run-hunt]")
+    table = page.get_by_test_id("hunt-table")
+    expect(table.get_by_role("cell", name="gunicorn", exact=True)).to_be_visible()
+    shot(page, "06-hunt-console")
+    page.fill("[data-testid=hunt-text]", "procs = GET process WHERE")
+    page.click("[data-testid=run-hunt]")
+    expect(page.get_by_test_id("hunt-error")).to_contain_text("line 1, column")

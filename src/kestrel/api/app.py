@@ -27,13 +27,23 @@ from kestrel.api.findings import with_status
 from kestrel.api.findings_store import StoreFindings
 from kestrel.api.intake import IntakeError
 from kestrel.api.metrics import ApiMetrics
-from kestrel.api.routes import agents, audit, entities, events, findings, policies, system, tokens
+from kestrel.api.routes import (
+    agents,
+    audit,
+    entities,
+    events,
+    findings,
+    hunts,
+    policies,
+    system,
+    tokens,
+)
 from kestrel.api.settings import ApiSettings
 from kestrel.store import Store, open_store
 from kestrel.store.management import ManagementStore
 
 PREFIX = "/api/v1"
-_V1_ROUTERS = (events, findings, entities, agents, tokens, audit, policies)
+_V1_ROUTERS = (events, findings, entities, agents, tokens, audit, policies, hunts)
 
 
 def create_app(

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from kestrel.api import entities, findings, live
+from kestrel.api import entities, findings, hunts, live
 from kestrel.api.auth import Principal, Role
 from kestrel.api.dashboard_data import overview_data
 from kestrel.api.deps import COOKIE, STAFF, ApiState, FindingQuery, State, get_state
@@ -208,6 +208,33 @@ def live_step(request: Request, run_id: str, state: State, who: Viewer) -> HTMLR
     new = live.advance(state, run, hours=2)
     return page(request, "_live_step.html", who, run=run, new=new,
                 baselines=live.baselines(run))  # fmt: skip
+
+
+_HUNT_ROWS = 200
+_HUNT_EXAMPLE = "procs = GET process\nDISP procs ATTR name, pid, command_line LIMIT 20"
+
+
+@router.get("/ui/hunt")
+def hunt_page(request: Request, who: Viewer) -> HTMLResponse:
+    """The hunt console: a text area, a run button and the tables the hunt displays."""
+    return page(request, "hunt.html", who, text=_HUNT_EXAMPLE, max_rows=_HUNT_ROWS,
+                displays=[], error=None, ran=False)  # fmt: skip
+
+
+@router.post("/ui/hunt")
+def hunt_run(
+    request: Request, state: State, who: Viewer, text: Annotated[str, Form(max_length=100_000)]
+) -> HTMLResponse:
+    """Run the hunt (audited, like the JSON route) and answer the result panel; a hunt
+    that cannot run is shown in the panel with its line and column (htmx does not swap a
+    4xx answer, so the panel comes back 200)."""
+    with state.lock:
+        state.mgmt.audit(who.actor, "hunt.run", "store", {"text": text[:2000]})
+    try:
+        shown, error = hunts.run_hunt(state, text, _HUNT_ROWS), None
+    except hunts.HuntRunError as exc:
+        shown, error = [], exc
+    return page(request, "_hunt_result.html", who, displays=shown, error=error, ran=True)
 
 
 @router.get("/ui/audit")

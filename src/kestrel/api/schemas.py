@@ -264,3 +264,45 @@ class Ready(BaseModel):
 
     ready: bool
     events: int
+
+
+class HuntRequest(BaseModel):
+    """Hunt text to run over the store, and how many rows each table may bring back."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=100_000)
+    max_rows: int = Field(default=100, ge=1, le=1000, description="Rows kept per table")
+
+
+class HuntTable(BaseModel):
+    """A table a hunt displays (DISP, INFO, DESCRIBE): its first rows and the total."""
+
+    title: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    total: int
+    truncated: bool
+
+
+class HuntText(BaseModel):
+    """Text a hunt displays (EXPLAIN's SQL, an analytics' message)."""
+
+    title: str
+    text: str
+
+
+class HuntResult(BaseModel):
+    """What a hunt displayed, in order."""
+
+    displays: list[HuntTable | HuntText]
+
+
+class HuntProblem(BaseModel):
+    """A hunt that cannot run: the message, and where (line and column, 1-based; 0 when
+    the error has no place); a request that is not valid JSON has only ``detail``."""
+
+    detail: str | list[dict[str, Any]]
+    line: int = 0
+    column: int = 0
+    hint: str = ""
+    expected: list[str] = Field(default_factory=list)
