@@ -13,7 +13,9 @@ are almost all of a GET's time:
 * a role marked ``only_new`` (a process named as some event's *parent*) adds rows only for
   entities no earlier role mentions: a process seen acting takes its attributes, count and
   times from its own events, and the parent mentions of it are dropped by an anti-join on
-  the key instead of being aggregated.
+  the key instead of being aggregated;
+* over the store's events table (DuckDB row ids), entities named by one row take that
+  row's attributes without the aggregate, and only keys seen more than once are grouped.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def _two_phase(
 ) -> exp.Select:
     """Group only the keys (count, times, first row id), then take the attributes of keys
     seen once straight from their row and aggregate the rest: string MINs are most of a
-    GET's time, and most entities are named by one event (2.5x less CPU at 1M processes).
+    GET's time, and most entities are named by one event (1.64 -> 0.92 CPU-s at 1M).
     Same rows as `_grouped`: one row's MIN is the row's value."""
     n, rid = exp.func("COUNT", exp.Star()).as_("n"), exp.func("MIN", exp.column("_rid")).as_("rid")
     counts = exp.select("_key", n, rid).from_("r").group_by("_key")
