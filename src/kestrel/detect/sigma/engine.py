@@ -16,7 +16,9 @@ The result is a table of (rule, row) matches; `findings.py` turns it into findin
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
@@ -29,6 +31,10 @@ from kestrel.events import Batch
 __all__ = ["MATCH_SCHEMA", "RULE", "SigmaEngine"]
 
 _DS = "__ds"
+# Logsources are independent: on a small batch each is a chain of small Polars plans whose
+# cost is fixed per node and runs on one core (Polars releases the GIL), so running the
+# logsources side by side is what spreads a micro-batch over the machine's cores.
+_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="sigma")
 _KEY = ("source", "__channel", "event_code")
 MATCH_SCHEMA = PAIR_SCHEMA
 
@@ -53,11 +59,16 @@ class SigmaEngine:
         if batch.num_rows == 0 or not self.rules:
             return pl.DataFrame(schema=MATCH_SCHEMA)
         events = _events(batch)
-        found = [pl.DataFrame(schema=MATCH_SCHEMA)]
-        for group, rows in self._rows_by_logsource(events):
-            todo = jobs(group.pairs(events, rows), group.unfiltered, rows)
-            found.append(evaluate(events, self.rules, todo))
-        return pl.concat(found).unique().sort(RULE, ROW)
+        work = self._rows_by_logsource(events)
+        found = _POOL.map(lambda gr: self._match_logsource(events, *gr), work)
+        return pl.concat([pl.DataFrame(schema=MATCH_SCHEMA), *found]).unique().sort(RULE, ROW)
+
+    def _match_logsource(
+        self, events: pl.DataFrame, group: LogsourceRules, rows: pl.Series
+    ) -> pl.DataFrame:
+        """Prefilter and evaluation of one logsource's rules over its rows."""
+        todo = jobs(group.pairs(events, rows), group.unfiltered, rows)
+        return evaluate(events, self.rules, todo)
 
     def candidates(self, batch: Batch) -> pl.DataFrame:
         """The (rule, row) pairs left after dispatch and prefilter (for stats and tests)."""
