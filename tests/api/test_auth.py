@@ -32,6 +32,8 @@ ROUTES = [
     ("GET", "/api/v1/audit", None, {"admin", "analyst"}),
     ("GET", "/api/v1/policies", None, {"admin", "analyst"}),
     ("PUT", "/api/v1/policies/gpu.z", {"value": 4.0}, {"admin"}),
+    ("GET", "/api/v1/playbooks", None, {"admin", "analyst"}),
+    ("GET", "/api/v1/runs", None, {"admin", "analyst"}),
     ("POST", "/api/v1/hunts", {"text": "p = GET process\nDISP p"}, {"admin", "analyst"}),
     ("POST", "/api/v1/events", AGENT_LINE, {"admin", "agent"}),
     ("GET", "/metrics", None, {"admin", "analyst"}),

@@ -34,6 +34,7 @@ from kestrel.api.routes import (
     events,
     findings,
     hunts,
+    playbooks,
     policies,
     system,
     tokens,
@@ -43,7 +44,7 @@ from kestrel.store import Store, open_store
 from kestrel.store.management import ManagementStore
 
 PREFIX = "/api/v1"
-_V1_ROUTERS = (events, findings, entities, agents, tokens, audit, policies, hunts)
+_V1_ROUTERS = (events, findings, entities, agents, tokens, audit, policies, hunts, playbooks)
 
 
 def create_app(

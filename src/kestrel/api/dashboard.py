@@ -17,11 +17,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from kestrel.api import entities, findings, hunts, live
+from kestrel.api import entities, findings, hunts, live, respond
 from kestrel.api.auth import Principal, Role
 from kestrel.api.dashboard_data import overview_data
 from kestrel.api.deps import COOKIE, STAFF, ApiState, FindingQuery, State, get_state
 from kestrel.api.schemas import TRANSITIONS, Status, StatusUpdate
+from kestrel.errors import PlaybookError
 from kestrel.findings import Severity
 from kestrel.web import STATIC, TEMPLATES
 
@@ -235,6 +236,31 @@ def hunt_run(
     except hunts.HuntRunError as exc:
         shown, error = [], exc
     return page(request, "_hunt_result.html", who, displays=shown, error=error, ran=True)
+
+
+@router.get("/ui/playbooks")
+def playbooks_page(request: Request, state: State, who: Viewer) -> HTMLResponse:
+    """Playbooks, and runs newest first with an approve button (admins) on waiting ones."""
+    try:
+        books, error = respond.playbooks(state), ""
+    except PlaybookError as exc:  # a bad file is shown, not a broken page
+        books, error = [], str(exc)
+    return page(request, "playbooks.html", who, playbooks=books, runs=respond.runs(state),
+                error=error)  # fmt: skip
+
+
+@router.post("/ui/runs/{run_id}/approve")
+def approve_run(request: Request, run_id: str, state: State, who: Viewer) -> HTMLResponse:
+    """The approve button (admins only, like the API): answer the refreshed run row."""
+    if who.role is not Role.ADMIN:
+        raise HTTPException(403, f"role {who.role} may not approve runs (admin may)")
+    try:
+        done = respond.approve(state, run_id, who)
+    except respond.RunNotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except respond.RunStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return page(request, "_run_row.html", who, r=done)
 
 
 @router.get("/ui/audit")

@@ -306,3 +306,27 @@ class HuntProblem(BaseModel):
     column: int = 0
     hint: str = ""
     expected: list[str] = Field(default_factory=list)
+
+
+class PlaybookOut(BaseModel):
+    """A response playbook: what starts it, its steps, whether a person must approve."""
+
+    name: str
+    description: str
+    trigger: dict[str, Any]
+    steps: list[str]
+    requires_approval: bool
+    cooldown: int
+
+
+class RunOut(BaseModel):
+    """A playbook run for one finding; ``pending_approval`` runs wait for an admin."""
+
+    run_id: str
+    playbook: str
+    finding_id: str
+    entity: str
+    status: str
+    approved_by: str | None
+    created: datetime
+    outcomes: list[dict[str, Any]]

@@ -28,3 +28,10 @@ class ApiSettings:
     # (kestrel.api.detection); 0 turns it off. Off by default for an app built in code
     # (tests, embedding); `kestrel serve` turns it on.
     detect_every: float = 0.0
+    # The responder (kestrel.respond): playbook files / folders that /api/v1/playbooks lists,
+    # the folder whose runs/ and audit.jsonl `kestrel playbook run` and `kestrel approve`
+    # share (None: no responder, so no runs), and the response policy approvals run under
+    # (None: every action is a dry run).
+    playbooks: tuple[str, ...] = ()
+    response_home: str | None = None
+    response_policy: str | None = None

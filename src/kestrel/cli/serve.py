@@ -27,6 +27,12 @@ def serve(
         help="Run the detectors over newly received events every N seconds (0: off).",
     ),
     enrich: bool = typer.Option(True, "--enrich/--no-enrich", help="Enrich before detecting."),
+    playbooks: list[str] = typer.Option(
+        [], "--playbooks", help="Playbook files or folders the dashboard lists (repeatable)."
+    ),
+    response_policy: str | None = typer.Option(
+        None, "--response-policy", help="Response policy approvals run under (default: dry run)."
+    ),
 ) -> None:
     """Serve the management API (/api/v1, OpenAPI at /api/v1/docs) and the dashboard (/);
     the detectors run over what agents send every ``--detect-every`` seconds."""
@@ -34,8 +40,11 @@ def serve(
 
     from kestrel.api import ApiSettings, create_app
     from kestrel.cli.detect import enrich_stage
+    from kestrel.respond.local import default_paths
 
-    settings = ApiSettings(db=db or default_db(), detect_every=detect_every)
+    settings = ApiSettings(db=db or default_db(), detect_every=detect_every,
+                           playbooks=tuple(playbooks), response_home=str(default_paths().root),
+                           response_policy=response_policy)  # fmt: skip
     stage = enrich_stage(None) if enrich and detect_every > 0 else None
     application = create_app(settings, enrich=stage)
     console.print(f"Kestrel on http://{host}:{port}/  (API docs: /api/v1/docs)", highlight=False)
