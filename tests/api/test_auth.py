@@ -34,6 +34,7 @@ ROUTES = [
     ("PUT", "/api/v1/policies/gpu.z", {"value": 4.0}, {"admin"}),
     ("GET", "/api/v1/playbooks", None, {"admin", "analyst"}),
     ("GET", "/api/v1/runs", None, {"admin", "analyst"}),
+    ("GET", "/api/v1/rules", None, {"admin", "analyst"}),
     ("POST", "/api/v1/hunts", {"text": "p = GET process\nDISP p"}, {"admin", "analyst"}),
     ("POST", "/api/v1/events", AGENT_LINE, {"admin", "agent"}),
     ("GET", "/metrics", None, {"admin", "analyst"}),

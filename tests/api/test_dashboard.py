@@ -27,7 +27,7 @@ def test_every_page_renders_with_a_strict_csp(api):
     login(api)
     fid = api.get("/api/v1/findings?detector=shell_from_web").json()["items"][0]["finding_id"]
     for path in ("/ui/", "/ui/findings", f"/ui/findings/{fid}", "/ui/entities/host/web-01",
-                 "/ui/live", "/ui/audit", "/ui/hunt", "/ui/playbooks",
+                 "/ui/live", "/ui/audit", "/ui/hunt", "/ui/playbooks", "/ui/rules",
                  "/ui/findings?severity=high&status=new"):  # fmt: skip
         got = api.client.get(path)
         assert got.status_code == 200, path

@@ -36,6 +36,7 @@ from kestrel.api.routes import (
     hunts,
     playbooks,
     policies,
+    rules,
     system,
     tokens,
 )
@@ -44,7 +45,7 @@ from kestrel.store import Store, open_store
 from kestrel.store.management import ManagementStore
 
 PREFIX = "/api/v1"
-_V1_ROUTERS = (events, findings, entities, agents, tokens, audit, policies, hunts, playbooks)
+_V1_ROUTERS = (events, findings, entities, agents, tokens, audit, policies, hunts, playbooks, rules)
 
 
 def create_app(

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from kestrel.api import entities, findings, hunts, live, respond
+from kestrel.api import entities, findings, hunts, live, respond, rules
 from kestrel.api.auth import Principal, Role
 from kestrel.api.dashboard_data import overview_data
 from kestrel.api.deps import COOKIE, STAFF, ApiState, FindingQuery, State, get_state
@@ -261,6 +261,32 @@ def approve_run(request: Request, run_id: str, state: State, who: Viewer) -> HTM
     except respond.RunStateError as exc:
         raise HTTPException(409, str(exc)) from None
     return page(request, "_run_row.html", who, r=done)
+
+
+@router.get("/ui/rules")
+def rules_page(request: Request, state: State, who: Viewer) -> HTMLResponse:
+    """The Sigma rule sets, with on / off buttons for admins."""
+    return page(request, "rules.html", who, sets=rules.rule_sets(state))
+
+
+@router.post("/ui/rules")
+def rules_switch(
+    request: Request, state: State, who: Viewer,
+    path: Annotated[str, Form()], enabled: Annotated[str, Form()],
+) -> HTMLResponse:  # fmt: skip
+    """Switch one rule set (admins only, like ``PUT /api/v1/policies``): a policy change,
+    audited with its old and new value; answers the refreshed row."""
+    if who.role is not Role.ADMIN:
+        raise HTTPException(403, f"role {who.role} may not switch rule sets (admin may)")
+    if path not in rules.available(state):
+        raise HTTPException(404, f"no rule set {path!r}")
+    with state.lock:
+        old = state.mgmt.policies().get(rules.POLICY)
+        new = {**rules.switches(state), path: enabled == "true"}
+        state.mgmt.set_policy(rules.POLICY, new, who.actor)
+        state.mgmt.audit(who.actor, "policy.set", rules.POLICY, {"old": old, "new": new})
+    row = next(r for r in rules.rule_sets(state) if r.path == path)
+    return page(request, "_rule_row.html", who, r=row)
 
 
 @router.get("/ui/audit")

@@ -19,8 +19,10 @@ from time import perf_counter
 
 from fastapi.concurrency import run_in_threadpool
 
+from kestrel.api import rules
 from kestrel.api.deps import ApiState
 from kestrel.detect import Detector
+from kestrel.detect.sigma import SigmaDetector
 from kestrel.events import Batch
 from kestrel.pipeline import RunReport, default_detectors, run_detection
 
@@ -38,6 +40,7 @@ class DetectionLoop:
     detectors: Mapping[str, Detector] = field(default_factory=default_detectors)
     runs: int = 0
     last: RunReport | None = None
+    _sigma_sets: tuple[str, ...] | None = None  # the rule sets the Sigma detector loaded
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -66,6 +69,7 @@ class DetectionLoop:
     def run_once(self) -> RunReport:
         """One run over the events stored since the last, under the store lock."""
         started = perf_counter()
+        self._follow_rule_switches()
         with self.state.lock:
             report = run_detection(self.state.store, self.detectors, enrich=self.enrich)
         metrics = self.state.metrics
@@ -74,3 +78,17 @@ class DetectionLoop:
             metrics.findings_new.labels(str(f.severity)).inc()
         self.runs, self.last = self.runs + 1, report
         return report
+
+    def _follow_rule_switches(self) -> None:
+        """Once the ``sigma.rule_sets`` policy is set, rebuild the Sigma detector whenever it
+        changes which sets are on (a new detector compiles its rules once). None on drops
+        it: a detector given no paths would fall back to every set in $KESTREL_SIGMA_RULES."""
+        if not rules.is_set(self.state):
+            return  # never switched: the detectors stay as configured
+        wanted = rules.enabled(self.state)
+        if wanted == self._sigma_sets:
+            return
+        detectors = {k: v for k, v in self.detectors.items() if k != "sigma"}
+        if wanted:
+            detectors["sigma"] = SigmaDetector(wanted)
+        self.detectors, self._sigma_sets = detectors, wanted

@@ -330,3 +330,11 @@ class RunOut(BaseModel):
     approved_by: str | None
     created: datetime
     outcomes: list[dict[str, Any]]
+
+
+class RuleSetOut(BaseModel):
+    """A Sigma rule set (file, folder or zip) and whether the detectors load it."""
+
+    path: str
+    enabled: bool
+    exists: bool

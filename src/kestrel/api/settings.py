@@ -35,3 +35,6 @@ class ApiSettings:
     playbooks: tuple[str, ...] = ()
     response_home: str | None = None
     response_policy: str | None = None
+    # Sigma rule sets (files, folders, zips) the rules page switches on and off; empty:
+    # $KESTREL_SIGMA_RULES, as `kestrel detect` without --rules.
+    sigma_rules: tuple[str, ...] = ()

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, HTTPException, Path
 
+from kestrel.api import rules
 from kestrel.api.deps import Admin, Staff, State
 from kestrel.api.routes import AUTH_ERRORS
 from kestrel.api.schemas import PolicyValue
@@ -25,7 +26,13 @@ def list_policies(state: State, who: Staff) -> dict[str, Any]:
 
 @router.put("/{name}", response_model=dict[str, Any])
 def put_policy(name: PolicyName, body: PolicyValue, state: State, who: Admin) -> dict[str, Any]:
-    """Set a policy (history is kept; the newest value wins)."""
+    """Set a policy (history is kept; the newest value wins). ``sigma.rule_sets`` switches
+    Sigma rule sets: ``{"value": {"<path>": false}}``."""
+    if name == rules.POLICY:
+        try:
+            rules.check_value(body.value)
+        except rules.RulePolicyError as exc:
+            raise HTTPException(422, str(exc)) from None
     with state.lock:
         old = state.mgmt.policies().get(name)
         state.mgmt.set_policy(name, body.value, who.actor)
