@@ -57,6 +57,8 @@ def jobs(pairs: pl.DataFrame, unfiltered: list[int], all_rows: pl.Series) -> lis
     out = [Job(unfiltered, all_rows.sort())] if unfiltered and len(all_rows) else []
     if pairs.is_empty():
         return out
+    if pairs.height < SMALL_JOB_ROWS:  # every rule is small: one job, no bucketing plan
+        return [*out, _one_job(pairs)]
     size = pl.len().over(RULE)
     bucket = pl.when(size < SMALL_JOB_ROWS).then(0).otherwise(size.log(4).floor().cast(pl.Int32))
     tagged = pairs.with_columns(bucket.alias(_JOB))
@@ -65,6 +67,14 @@ def jobs(pairs: pl.DataFrame, unfiltered: list[int], all_rows: pl.Series) -> lis
         pairs_ = part.select(RULE, ROW).sort(RULE, ROW)
         out.append(Job(rules, part.get_column(ROW).unique().sort(), pairs_))
     return out
+
+
+def _one_job(pairs: pl.DataFrame) -> Job:
+    """All of ``pairs`` as one job (what the bucketing gives when every rule is small)."""
+    rules = pairs.get_column(RULE).unique().sort().to_list()
+    return Job(
+        rules, pairs.get_column(ROW).unique().sort(), pairs.select(RULE, ROW).sort(RULE, ROW)
+    )
 
 
 def evaluate(events: pl.DataFrame, rules: Sequence[CompiledRule], todo: list[Job]) -> pl.DataFrame:

@@ -40,6 +40,7 @@ class LogsourceRules:
     unfiltered: list[int]  # the rules among them that require no literal
     patterns: list[str]
     table: pl.DataFrame  # (literal, rule, clause bit, all bits) per literal a clause names
+    needles: pl.Series  # ``patterns`` as a Polars list, made once: not per batch
 
     @classmethod
     def build(cls, dispatch: Dispatch, rules: Sequence[tuple[int, CompiledRule]]) -> LogsourceRules:
@@ -54,13 +55,15 @@ class LogsourceRules:
         table = pl.DataFrame(rows, schema=_TABLE, orient="row")
         unfiltered = [i for i, r in rules if r.literals is None]
         patterns = sorted({row[0] for row in rows})
-        return cls(dispatch, [i for i, _ in rules], unfiltered, patterns, table)
+        needles = pl.Series([patterns], dtype=pl.List(pl.String))
+        return cls(dispatch, [i for i, _ in rules], unfiltered, patterns, table, needles)
 
     def pairs(self, events: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
         """(rule, row) for every rule whose clauses all have a literal in the record of row."""
         if not self.patterns or rows.is_empty():
             return pl.DataFrame(schema=PAIR_SCHEMA)
-        found = pl.col("raw").str.to_lowercase().str.extract_many(self.patterns, overlapping=True)
+        needles = pl.lit(self.needles).first()
+        found = pl.col("raw").str.to_lowercase().str.extract_many(needles, overlapping=True)
         hits = (
             events.select(ROW, "raw")
             .gather(rows)
