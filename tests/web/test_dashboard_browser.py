@@ -66,3 +66,16 @@ def test_hunt_console_runs_a_hunt_and_shows_a_row(page: Any, served: Any, shot: 
     page.fill("[data-testid=hunt-text]", "procs = GET process WHERE")
     page.click("[data-testid=run-hunt]")
     expect(page.get_by_test_id("hunt-error")).to_contain_text("line 1, column")
+
+
+def test_playbooks_and_rules_pages_render_cleanly(page: Any, served: Any, shot: Any) -> None:
+    """No responder or rule sets on this server: the pages say so, with no CSP or script
+    errors in the console (the page fixture fails the test on any)."""
+    log_in(page, served)
+    page.click("nav >> text=Playbooks")
+    expect(page.get_by_test_id("playbooks")).to_contain_text("No playbooks configured")
+    expect(page.get_by_test_id("runs")).to_contain_text("No runs yet")
+    shot(page, "07-playbooks")
+    page.click("nav >> text=Rules")
+    expect(page.get_by_test_id("rule-sets")).to_be_visible()
+    shot(page, "08-rules")

@@ -72,7 +72,8 @@ def create_app(
     app = FastAPI(
         title="Kestrel", version=__version__, lifespan=_lifespan(state, owned, enrich),
         openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None,
-        description="Management API: event intake, findings, entities, agents, tokens, audit.",
+        description="Management API: event intake, findings, entities, agents, tokens, audit, "
+        "policies, hunts, playbooks, runs and approvals, Sigma rule sets.",
         dependencies=[Depends(reject_unknown_query)],
     )  # fmt: skip
     app.state.kestrel = state
