@@ -69,6 +69,10 @@ def test_rejected_kept_once(any_store: Store):
     assert any_store.append_rejected(rejected_table(rows, "cloudtrail")) == 1
     assert any_store.append_rejected(rejected_table(rows, "cloudtrail")) == 0
     assert any_store.stats().rejected == 1
+    listed = any_store.rejected(10).to_pylist()
+    assert [(r["path"], r["line"], r["reason"]) for r in listed] == [
+        (rows[0].position.path, rows[0].position.line, rows[0].reason)
+    ]
 
 
 def test_query_params_percent_and_empty_schema(any_store: Store):

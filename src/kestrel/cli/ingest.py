@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -11,6 +13,9 @@ from rich.table import Table
 
 from kestrel.cli import app, console
 from kestrel.config import default_db
+
+if TYPE_CHECKING:  # imported lazily at run time: `kestrel --help` must start fast
+    from kestrel.ingest import IngestReport
 
 DB_OPTION = typer.Option(
     None, "--db", help="Store: a DuckDB file (default ~/.kestrel/kestrel.duckdb)."
@@ -71,15 +76,12 @@ def _progress() -> Progress:
     )
 
 
-def _report_json(report: object) -> dict[str, object]:
-    from kestrel.ingest import IngestReport
-
-    assert isinstance(report, IngestReport)
+def _report_json(report: IngestReport) -> dict[str, object]:
     total = report.total()
     return {
         "read": total.read, "stored": total.stored, "duplicates": total.duplicates,
         "rejected": total.rejected, "sources": report.sources,
-        "by_format": {k: vars_of(v) for k, v in report.by_format.items()},
+        "by_format": {k: asdict(v) for k, v in report.by_format.items()},
         "by_class": {f"{fmt}/{cls}": n for (fmt, cls), n in sorted(report.by_class.items())},
         "skipped": [{"source": s, "reason": r} for s, r in report.skipped],
         "rejected_records": [{"position": str(r.position), "reason": r.reason}
@@ -87,15 +89,7 @@ def _report_json(report: object) -> dict[str, object]:
     }  # fmt: skip
 
 
-def vars_of(counts: object) -> dict[str, int]:
-    """A FormatCounts as a plain dict."""
-    return {k: int(getattr(counts, k)) for k in ("read", "stored", "duplicates", "rejected")}
-
-
-def _print_report(report: object) -> None:
-    from kestrel.ingest import IngestReport
-
-    assert isinstance(report, IngestReport)
+def _print_report(report: IngestReport) -> None:
     table = Table(title="ingest", show_footer=True)
     total = report.total()
     table.add_column("format", footer="total")
@@ -158,11 +152,11 @@ def rejected(
     limit: int = typer.Option(50, help="How many to show."),
 ) -> None:
     """Show rejected records with their position and reason."""
-    from kestrel.store import DuckDBStore, open_store
+    from kestrel.store import open_store
 
     store = open_store(db or default_db())
     try:
-        rows = store.rejected(limit).to_pylist() if isinstance(store, DuckDBStore) else []
+        rows = store.rejected(limit).to_pylist()
     finally:
         store.close()
     for row in rows:

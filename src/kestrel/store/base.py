@@ -83,6 +83,10 @@ class Store(Protocol):
         """Counts per source and class, and rejected records."""
         ...
 
+    def rejected(self, limit: int = 100) -> pa.Table:
+        """The rejected records with their position and reason (for `kestrel rejected`)."""
+        ...
+
     def close(self) -> None:
         """Release the store (file locks, connections)."""
         ...
