@@ -27,16 +27,18 @@ GENERATED := $(VENV)/generated
 # SigmaHQ's rules are not bundled (they are not ours to ship): use the shared copy when it is
 # there, or point SIGMA_RULES at a folder / zip of rules.
 SIGMA_RULES ?= $(wildcard ../shared/datasets/sigma/sigma_rules_windows_cloud.zip)
+# Sigma rules below this level (low, informational) fire on routine calls; SIGMA_LEVEL=low shows them.
+SIGMA_LEVEL ?= medium
 
 # A fresh store each time, so detection (which remembers what it has read) prints every finding:
 # the bundled samples plus a synthetic day with each cloud attack scenario mixed in.
 run: install
-	rm -f $(DB) $(DB).wal
+	rm -rf $(DB) $(DB).wal $(DB).spool
 	$(BIN)/kestrel generate cloud --scenario all --hours 24 --seed 7 --out $(GENERATED)
 	$(BIN)/kestrel ingest --db $(DB) samples/ $(GENERATED)/cloudtrail.jsonl $(GENERATED)/gpu_metrics.jsonl
 	$(BIN)/kestrel stats --db $(DB)
 	$(BIN)/kestrel detect --db $(DB) --policy policies/enrich.example.yml \
-		$(if $(SIGMA_RULES),--rules $(SIGMA_RULES))
+		$(if $(SIGMA_RULES),--rules $(SIGMA_RULES) --sigma-level $(SIGMA_LEVEL))
 	@test "$(SERVE)" = 0 || echo "Dashboard: http://127.0.0.1:$(PORT)/ (SERVE=0 skips it)"
 	@test "$(SERVE)" = 0 || $(BIN)/kestrel token create --role admin --name make-run \
 		--ttl-hours 12 --db $(DB)

@@ -13,14 +13,16 @@ carried between slices; the store is left out so that the figure is the detector
 
 (`-m`, not the file path: bench/sigma.py would shadow the `sigma` package.)
 
-Prints events, seconds, events/s (overall and per detector) and the process's peak RSS
-before and after detection.
+Prints the load average (the machine may be shared: compare CPU seconds between runs), events,
+wall and CPU seconds, events/s (overall and per detector) and the process's peak RSS before
+and after detection.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import resource
 import time
 from datetime import UTC, datetime
@@ -123,8 +125,9 @@ def _times(n: int, rng: np.random.Generator) -> pl.Series:
     return pl.Series(offsets).cast(pl.Duration("us")) + START
 
 
-def hourly_batches(frame: pl.DataFrame) -> list[Batch]:
-    """The events as schema-conformant Arrow batches, one per hour, in time order."""
+def hourly_batches(frame: pl.DataFrame, hours: int = 1) -> list[Batch]:
+    """The events as schema-conformant Arrow batches, one per hour (per ``hours`` hours),
+    in time order."""
     full = frame.sort("time").with_columns(
         [
             pl.lit(None).cast(_dtype(f.type)).alias(f.name)
@@ -132,7 +135,7 @@ def hourly_batches(frame: pl.DataFrame) -> list[Batch]:
             if f.name not in frame.columns
         ]
     )
-    hour = full["time"].dt.truncate("1h")
+    hour = full["time"].dt.truncate(f"{hours}h")
     table = full.select(SCHEMA.names).to_arrow().cast(SCHEMA)
     bounds = np.flatnonzero(np.diff(hour.to_numpy().astype("int64"))) + 1
     edges = [0, *bounds.tolist(), table.num_rows]
@@ -148,22 +151,30 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(batches: list[Batch]) -> dict[str, float]:
-    """Seconds per detector (and the profiler) over all batches, state carried."""
-    stages: dict[str, Any] = {n: cls() for n, cls in CLOUD_DETECTORS.items()}
+def run(
+    batches: list[Batch], skip: tuple[str, ...] = ()
+) -> tuple[dict[str, float], dict[str, float], int]:
+    """Wall and CPU seconds per detector (and the profiler) over all batches, state
+    carried; and the number of findings. ``skip``: detectors left out."""
+    stages: dict[str, Any] = {n: c() for n, c in CLOUD_DETECTORS.items() if n not in skip}
     profiler = EntityProfiler()
-    spent = dict.fromkeys([*stages, "profiles"], 0.0)
+    wall = dict.fromkeys([*stages, "profiles"], 0.0)
+    cpu = dict(wall)
     findings = 0
+
+    def timed(name: str, step: Any, *args: Any) -> Any:
+        t, c = time.perf_counter(), time.process_time()
+        out = step(*args)
+        wall[name] += time.perf_counter() - t
+        cpu[name] += time.process_time() - c
+        return out
+
     for batch in batches:
         for name, det in stages.items():
-            t = time.perf_counter()
-            findings += len(det.detect(batch))
-            spent[name] += time.perf_counter() - t
-        t = time.perf_counter()
-        profiler.learn(batch)
-        spent["profiles"] += time.perf_counter() - t
-    spent["findings"] = findings
-    return spent
+            findings += len(timed(name, det.detect, batch))
+        timed("profiles", profiler.learn, batch)
+    timed("profiles", profiler.state)  # what the runner saves at the end: all folded in
+    return wall, cpu, findings
 
 
 def main() -> None:
@@ -171,27 +182,46 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--entities", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--skip", nargs="*", default=[], help="detectors to leave out")
+    ap.add_argument(
+        "--slice-hours",
+        type=int,
+        default=1,
+        help="hours per batch (the runner cuts 1; larger slices change what is scored "
+        "against which state, so only to see the per-batch share of the cost)",
+    )
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     gpus = args.entities // 5
     api = api_events(args.events // 2, args.entities - gpus, rng)
     metrics = metric_events(args.events - api.height, gpus, rng)
-    batches = hourly_batches(pl.concat([api, metrics], how="diagonal_relaxed"))
+    batches = hourly_batches(pl.concat([api, metrics], how="diagonal_relaxed"), args.slice_hours)
     n = sum(b.num_rows for b in batches)
     before = peak_mb()
-    t = time.perf_counter()
-    spent = run(batches)
-    total = time.perf_counter() - t
+    load_before = os.getloadavg()
+    t, c = time.perf_counter(), time.process_time()
+    wall, cpu, findings = run(batches, tuple(args.skip))
+    total, total_cpu = time.perf_counter() - t, time.process_time() - c
+    load_after = os.getloadavg()
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")  # fmt: skip
     print(
         f"{n:,} events ({api.height:,} API calls of {args.entities - gpus:,} principals, "
-        f"{metrics.height:,} metric events of {gpus:,} GPUs) in {len(batches)} hourly batches"
+        f"{metrics.height:,} metric events of {gpus:,} GPUs) in {len(batches)} batches of "
+        f"{args.slice_hours} h"
     )
     print(
-        f"all cloud detectors + profiles: {total:.2f} s, {n / total:,.0f} events/s; "
-        f"{int(spent.pop('findings')):,} findings"
+        f"all cloud detectors + profiles: {total:.2f} s wall ({n / total:,.0f} events/s), "
+        f"{total_cpu:.2f} s CPU ({n / total_cpu:,.0f} events per CPU-second); "
+        f"{findings:,} findings"
     )
-    for name, secs in spent.items():
-        print(f"  {name:15} {secs:6.2f} s  {n / secs:12,.0f} events/s")
+    for name in wall:
+        print(
+            f"  {name:15} {wall[name]:6.2f} s wall {n / wall[name]:12,.0f} events/s "
+            f"{cpu[name]:6.2f} s CPU {n / cpu[name]:12,.0f} events/CPU-s"
+        )
+    if args.skip:
+        print(f"  (left out: {', '.join(args.skip)})")
     print(f"peak RSS: {before:,.0f} MB after generating, {peak_mb():,.0f} MB after detection")
 
 

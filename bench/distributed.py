@@ -13,12 +13,20 @@ message, and waits until every detect message is committed.
 
     .venv/bin/python -P bench/distributed.py --hours 168    # -P: bench/sigma.py is not pySigma
     .venv/bin/python -P bench/distributed.py --hours 580    # ≈ 1,000,000 events
+
+``--fault`` runs the issue's fault test at full size instead (the same code as
+tests/pipeline/test_distributed.py, in tests/pipeline/distributed_fault.py): 3 workers, one
+killed with SIGKILL a quarter of the way through and another started; then every event
+must be stored exactly once and the findings must equal one embedded run's:
+
+    .venv/bin/python -P bench/distributed.py --fault --events 1000000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -135,13 +143,63 @@ def run(workers: int, events: Batch, pace: float) -> dict[str, float]:
             "p50_s": statistics.median(lat), "p99_s": lat[int(0.99 * (len(lat) - 1))]}  # fmt: skip
 
 
+def load() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def fault(n_events: int, partitions: int, timeout: float) -> None:
+    """The fault run over the first ``n_events`` events of the generated stream."""
+    from tests.pipeline import distributed_fault as fr
+    from tests.services import temporary_database, temporary_vhost
+
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load {load()}", flush=True)
+    t = time.monotonic()
+    events = fr.generated_stream(n_events // 1700 + 2)
+    events = events.slice(0, min(n_events, events.num_rows))
+    print(f"{events.num_rows:,} events generated and read in {time.monotonic() - t:.0f} s",
+          flush=True)  # fmt: skip
+    t = time.monotonic()
+    expected = fr.embedded_findings(events)
+    embedded_s = time.monotonic() - t
+    print(f"embedded run: {len(expected)} findings in {embedded_s:.0f} s, load {load()}",
+          flush=True)  # fmt: skip
+    with (
+        temporary_database() as db,
+        temporary_vhost() as (amqp, prefix),
+        tempfile.TemporaryDirectory() as logs,
+    ):
+        result = asyncio.run(fr.fault_run(db, amqp, prefix, events, Path(logs),
+                                          partitions=partitions, timeout=timeout,
+                                          progress=lambda m: print(m, flush=True)))  # fmt: skip
+        print(f"distributed run done in {result.seconds:.0f} s, load {load()}", flush=True)
+        fr.check(result, db, events, expected)
+    print(f"events {result.events:,}; stored rows {result.stored:,}, distinct "
+          f"{result.distinct:,}; duplicates {result.duplicates}; missing {result.missing}; "
+          f"extra {result.extra}; findings expected {result.findings_expected}, got "
+          f"{result.findings_got}, equal {result.findings_equal}; wall {result.seconds:.0f} s "
+          f"({result.events / result.seconds:,.0f} events/s) with 3 workers + 1 restarted; "
+          f"embedded {embedded_s:.0f} s; load {load()}")  # fmt: skip
+    if not result.ok:
+        print(f"FAILED: only expected {result.only_expected}, only got {result.only_got}")
+        sys.exit(1)
+    print("OK: every event stored exactly once, findings equal")
+
+
 def main() -> None:
     """Parse arguments, run every measurement, print one line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=int, default=168)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--pace", type=float, default=0.5, help="s between slices (paced run)")
+    parser.add_argument("--fault", action="store_true", help="the fault run instead")
+    parser.add_argument("--events", type=int, default=1_000_000, help="--fault: stream size")
+    parser.add_argument("--partitions", type=int, default=4, help="--fault: partitions")
+    parser.add_argument("--timeout", type=float, default=3600, help="--fault: seconds")
     args = parser.parse_args()
+    if args.fault:
+        fault(args.events, args.partitions, args.timeout)
+        return
     events = stream(args.hours)
     print(f"{events.num_rows:,} events, {args.hours} hourly slices, {PARTITIONS} partitions")
     for n in args.workers:

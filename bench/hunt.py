@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -59,6 +59,7 @@ class Run:
     peak_mb: float
     rows: int
     cpu_s: float = float("nan")  # user + system: what the wall time would be with no load
+    load: float = field(default_factory=lambda: os.getloadavg()[0])  # 1-min, when it ended
 
 
 def records(n: int) -> dict[str, list[Any]]:
@@ -205,10 +206,12 @@ def run_peer(peer: str, n: int, cols: dict[str, list[Any]], timeout: float) -> l
     return runs
 
 
-def startup() -> tuple[float, float, float]:
-    """`kestrel hunt` start-up: a hello-world hunt (NEW + DISP), best of 5."""
+def startup(typer: bool = False) -> tuple[float, float, float]:
+    """`kestrel hunt` start-up: a hello-world hunt (NEW + DISP), best of 5. With ``typer``,
+    a trailing ``--`` sends the same command line through Typer instead of the plain path
+    (`kestrel.hunt.runner`), for comparison."""
     cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", ":memory:", "-f", "json", "-e",
-           "n = NEW process ['a']\nDISP n"]  # fmt: skip
+           "n = NEW process ['a']\nDISP n", *(["--"] if typer else [])]  # fmt: skip
     best = min((measure(cmd, WORK / "startup.json") for _ in range(5)), key=lambda r: r[0])
     return best[0], best[1], best[2]
 
@@ -217,13 +220,14 @@ def show(runs: list[Run]) -> None:
     """One line per run, with the ratios against ours where both ran."""
     ours = {(r.hunt, r.n): r for r in runs if r.tool == "kestrel"}
     print(f"{'tool':8} {'hunt':8} {'records':>9} {'wall s':>8} {'CPU s':>7} {'peak MB':>8} "
-          f"{'rows':>9} {'x faster':>9} {'mem ratio':>9}")  # fmt: skip
+          f"{'rows':>9} {'x faster':>9} {'mem ratio':>9} {'load':>5}")  # fmt: skip
     for r in runs:
         me = ours.get((r.hunt, r.n))
         speed = f"{r.wall_s / me.wall_s:9.1f}" if me and r.tool != "kestrel" else f"{'':9}"
         mem = f"{me.peak_mb / r.peak_mb:9.2f}" if me and r.tool != "kestrel" else f"{'':9}"
         print(f"{r.tool:8} {r.hunt:8} {r.n:>9,} {r.wall_s:>8.2f} {r.cpu_s:>7.2f} "
-              f"{r.peak_mb:>8.0f} {r.rows:>9,} {speed} {mem}", flush=True)  # fmt: skip
+              f"{r.peak_mb:>8.0f} {r.rows:>9,} {speed} {mem} {r.load:5.1f}",
+              flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -236,7 +240,10 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}")
     wall, peak, cpu = startup()
     print(f"kestrel hunt start-up (hello world, best of 5): {wall:.3f} s wall, {cpu:.2f} s CPU, "
-          f"{peak:.0f} MB")  # fmt: skip
+          f"{peak:.0f} MB; load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    wall, peak, cpu = startup(typer=True)
+    print(f"  the same through Typer: {wall:.3f} s wall, {cpu:.2f} s CPU, {peak:.0f} MB; "
+          f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     runs: list[Run] = []
     for n in args.sizes:
         cols = records(n)

@@ -91,3 +91,9 @@ def test_entity_profiles(detected) -> None:
     shown = kestrel("entity", "--db", db, f"principal:{SVC_BACKUP}")
     assert shown.returncode == 0 and "StopLogging" in shown.stdout
     assert kestrel("entity", "--db", db, "nobody").returncode == 2
+
+
+def test_unknown_sigma_level_is_a_usage_error(tmp_path: Path) -> None:
+    out = kestrel("detect", "--db", str(tmp_path / "k.duckdb"), "--sigma-level", "severe")
+    assert out.returncode == 2 and "--sigma-level" in out.stderr and "critical" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -74,3 +74,17 @@ def _all(table: pa.Table) -> pl.DataFrame:
     prof = EntityProfiler()
     prof.learn(table)
     return prof.profiles
+
+
+def test_pending_batches_fold_on_read_and_load_state_replaces_them() -> None:
+    table = _batch(ROWS)
+    prof = EntityProfiler(flush_rows=10**9)  # nothing folded until read
+    prof.learn(table.slice(0, 3))
+    prof.learn(table.slice(3))
+    assert prof.profiles.sort("entity_id").equals(_all(table).sort("entity_id"))
+    other = EntityProfiler()
+    other.learn(table.slice(3))  # the GPU rows only
+    prof.learn(table.slice(0, 3))  # pending again, then replaced by what is loaded
+    prof.load_state(other.state())
+    assert prof.profiles["entity_id"].to_list() == ["gpu-1"]
+    assert prof.operations.is_empty()

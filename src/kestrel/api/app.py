@@ -97,7 +97,7 @@ def _lifespan(state: ApiState, owned: bool, enrich: Enrich | None):  # type: ign
         yield
         if loop is not None:
             await loop.stop()
-        state.writer.close()
+        state.close()
         if owned:  # a store the caller passed in is the caller's to close
             state.store.close()
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,11 +23,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kestrel.api.auth import Principal, Role, verify_token
 from kestrel.api.metrics import ApiMetrics
 from kestrel.api.settings import ApiSettings
+from kestrel.api.spool import SpoolWriter
 from kestrel.api.writer import GroupWriter
 from kestrel.events import Batch
 from kestrel.findings import Finding, Severity
-from kestrel.store import Store
+from kestrel.store import DuckDBStore, Store
 from kestrel.store.management import ManagementStore
+
+if TYPE_CHECKING:
+    from kestrel.api.broker_intake import BrokerIntake
 
 COOKIE = "kestrel_token"
 AGENT_SEEN_EVERY = 5.0
@@ -91,24 +97,64 @@ class ApiState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     _tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     live_runs: dict[str, Any] = field(default_factory=dict)  # kestrel.api.live.LiveRun by id
-    writer: GroupWriter = field(init=False)
+    writer: GroupWriter | SpoolWriter | BrokerIntake = field(init=False)
     # When each agent's inventory row was last written (monotonic seconds): last seen is
     # written at most every `AGENT_SEEN_EVERY` seconds per agent, not on every request.
     agent_marks: dict[str, float] = field(default_factory=dict)
+    # Token checks and agents' last-seen writes go through a connection of their own over
+    # DuckDB (`side`, with its lock): under the store lock they waited for the writer's
+    # appends (every client at once when the token cache expired).
+    _side: ManagementStore | None = None
+    _side_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.writer = GroupWriter(self.store, self.lock)
+        s, store = self.settings, self.store
+        if s.broker is not None:  # scale-out: publish intake to the pipeline's broker
+            from kestrel.api.broker_intake import BrokerIntake
+
+            self.writer = BrokerIntake(s.broker, store, self.lock)
+        elif s.spool and isinstance(store, DuckDBStore) and store.path != ":memory:":
+            # acknowledge after a durable spool beside the file (kestrel.api.spool); a
+            # spool left by a crash is replayed into the store here, before serving
+            folder = Path(f"{Path(store.path).expanduser()}.spool")
+            self.writer = SpoolWriter(store, self.lock, folder, s.max_decoded_bytes,
+                                      s.max_events)  # fmt: skip
+        else:
+            self.writer = GroupWriter(store, self.lock)
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal of ``token``, cached for ``token_cache_seconds``."""
         hit = self._tokens.get(token)
         if hit and hit[1] > time.monotonic():
             return hit[0]
-        with self.lock:
-            found = verify_token(self.mgmt, token)
+        with self.side() as mgmt:
+            found = verify_token(mgmt, token)
         if found is not None:
             self._tokens[token] = (found, time.monotonic() + self.settings.token_cache_seconds)
         return found
+
+    def close(self) -> None:
+        """Stop the writer (storing what it holds) and close the readers' connections."""
+        self.writer.close()
+        with self._side_lock:
+            if self._side is not None:
+                self._side.store.close()
+                self._side = None
+
+    @contextmanager
+    def side(self) -> Iterator[ManagementStore]:
+        """The management tables for a short read or write beside intake: on a connection
+        of their own over DuckDB (opened on first use), else on the shared one under the
+        store lock."""
+        if not isinstance(self.store, DuckDBStore):
+            with self.lock:
+                yield self.mgmt
+            return
+        with self._side_lock:
+            if self._side is None:
+                with self.lock:
+                    self._side = ManagementStore(self.store.cursor())
+            yield self._side
 
     def forget_tokens(self) -> None:
         """Drop cached verifications (after a revoke)."""

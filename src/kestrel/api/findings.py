@@ -7,11 +7,12 @@ both call these functions, so the two cannot disagree.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from kestrel.api.auth import Principal
 from kestrel.api.deps import ApiState, FindingQuery
+from kestrel.api.findings_store import StoreFindings
 from kestrel.api.schemas import (
     TRANSITIONS,
     FindingDetail,
@@ -38,11 +39,51 @@ class WorkflowError(Exception):
     """A status change the workflow does not allow (answered with 409)."""
 
 
+# How far along the workflow a status is: when merges fold findings into one, the merged
+# finding takes the most advanced of their statuses (a later one among equals).
+_RANK = {Status.NEW: 0, Status.ACKNOWLEDGED: 1, Status.RESOLVED: 2, Status.FALSE_POSITIVE: 2}
+
+
 def statuses(state: ApiState) -> dict[str, Status]:
-    """The current status of every finding that has left ``new``."""
+    """The current status of every finding that has left ``new`` (merged findings: see
+    `merged_status`)."""
     with state.lock:
         latest = state.mgmt.statuses()
-    return {fid: Status(c.status) for fid, c in latest.items()}
+        folded = _folded(state)
+    current = {fid: Status(c.status) for fid, c in latest.items()}
+    for survivor, taken in folded.items():
+        found = merged_status([latest[i] for i in (survivor, *taken) if i in latest])
+        if found is not None:
+            current[survivor] = found
+    return current
+
+
+def merged_status(latest: list[StatusChange]) -> Status | None:
+    """The status of a finding that merges folded others into, from the latest change of
+    each: the most advanced, the later one among equals. (A change made to the merged
+    finding is recorded under every id it folded in, so it is the latest of each and a
+    resolved finding reopened stays reopened.)"""
+    if not latest:
+        return None
+    return Status(max(latest, key=lambda c: (_RANK[Status(c.status)], c.time)).status)
+
+
+def _folded(state: ApiState) -> dict[str, list[str]]:
+    """Surviving finding id → the ids merges folded into it (none for a source that does
+    not merge)."""
+    return state.findings.folded() if isinstance(state.findings, StoreFindings) else {}
+
+
+def _history(state: ApiState, finding_id: str) -> tuple[list[StatusChange], Status]:
+    """Every status change of a finding and of those merged into it, oldest first, and
+    its current status."""
+    ids = (finding_id, *_folded(state).get(finding_id, []))
+    changes = sorted((c for i in ids for c in state.mgmt.history(i)), key=lambda c: c.time)
+    latest = {c.finding_id: c for c in changes}
+    history: dict[tuple[str, str, str, datetime], StatusChange] = {}
+    for c in changes:  # one change made to the merged finding is shown once
+        history.setdefault((c.status, c.note, c.actor, c.time), c)
+    return list(history.values()), merged_status(list(latest.values())) or Status.NEW
 
 
 def with_status(state: ApiState) -> list[tuple[Finding, str]]:
@@ -76,10 +117,9 @@ def detail(state: ApiState, finding_id: str) -> FindingDetail | None:
         f = state.findings.finding(finding_id)
         if f is None:
             return None
-        history = state.mgmt.history(f.finding_id)  # the surviving id after a merge
+        history, current = _history(state, f.finding_id)  # the surviving id after a merge
         events = evidence_events(state, f)
         suppressions = _suppressions_of(state, f)
-    current = Status(history[-1].status) if history else Status.NEW
     base = FindingOut.from_finding(f, current).model_dump()
     return FindingDetail(
         **base,
@@ -87,7 +127,7 @@ def detail(state: ApiState, finding_id: str) -> FindingDetail | None:
         evidence=list(f.evidence),
         evidence_events=events,
         history=[StatusChangeOut(status=Status(h.status), note=h.note, actor=h.actor,
-                                 time=h.time) for h in history],
+                                 time=h.time, finding_id=h.finding_id) for h in history],
         window_seconds=getattr(f, "window_seconds", None), suppressions=suppressions,
     )  # fmt: skip
 
@@ -127,11 +167,12 @@ def change_status(
         if f is None:
             return None
         finding_id = f.finding_id  # the surviving id, when a merge folded this one in
-        history = state.mgmt.history(finding_id)
-        current = Status(history[-1].status) if history else Status.NEW
+        _, current = _history(state, finding_id)
         if to not in TRANSITIONS[current]:
             raise WorkflowError(f"a {current} finding cannot become {to}")
-        state.mgmt.set_status(StatusChange(finding_id, str(to), note, who.actor, now()))
+        at = now()
+        for fid in (finding_id, *_folded(state).get(finding_id, [])):  # see merged_status
+            state.mgmt.set_status(StatusChange(fid, str(to), note, who.actor, at))
         state.mgmt.audit(who.actor, "finding.status", finding_id,
                          {"from": str(current), "to": str(to), "note": note})  # fmt: skip
         if to is Status.FALSE_POSITIVE:

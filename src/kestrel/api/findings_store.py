@@ -25,6 +25,20 @@ class StoreFindings:
         kept = [f for f in found if matches(f, query)]
         return sorted(kept, key=lambda f: (f.last_seen, f.finding_id), reverse=True)
 
+    def folded(self) -> dict[str, list[str]]:
+        """Each finding that merges folded others into → the ids it took in (through
+        chains of merges), for statuses recorded under those ids."""
+        aliases = self._table.aliases()
+        out: dict[str, list[str]] = {}
+        for old in aliases:
+            survivor = old
+            for _ in range(16):  # the same bound as FindingsTable.resolve
+                if survivor not in aliases:
+                    break
+                survivor = aliases[survivor]
+            out.setdefault(survivor, []).append(old)
+        return out
+
     def finding(self, finding_id: str) -> Finding | None:
         """One stored finding by id, or None; an id that a merge folded into another
         finding answers with that finding (whose `finding_id` is then the surviving id)."""

@@ -6,11 +6,22 @@ Why a guard: on a laptop `kestrel hunt` may read and write any file the user can
 sent to the server runs as the server. So a server hunt reads the store only: no ``FROM``
 file sources, no ``LOAD`` / ``SAVE`` / ``APPLY`` and Sigma rules by id (not by path). Why a
 cap: a DISP of every entity would be one huge answer; each table carries its total instead.
+
+Why its own connection and a time limit: a hunt may scan the whole store for seconds. On
+the server's one connection it held the store lock that intake appends under, so every
+agent waited for the hunt. Over DuckDB a hunt now runs on a cursor of its own (DuckDB runs
+it beside the appends, on a snapshot), and a timer interrupts it after
+``ApiSettings.hunt_seconds``: the client gets a 422 with ``reason: time_limit``. A store
+with no second connection (PostgreSQL through the `Store` protocol) still runs hunts under
+the lock, and the limit is then checked between statements only.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 import duckdb
 
@@ -21,6 +32,7 @@ from kestrel.hunt.display import Display, TableDisplay
 from kestrel.hunt.parser import parse
 from kestrel.hunt.session import Session
 from kestrel.hunt.sources import is_store
+from kestrel.store import DuckDBStore, Store
 
 MAX_ROWS = 1000
 _FILE_COMMANDS = (ast.Load, ast.Save, ast.Apply)
@@ -31,30 +43,107 @@ class HuntRunError(Exception):
     expected: the API answers it 422, the dashboard shows it under the text area."""
 
     def __init__(self, message: str, line: int = 0, column: int = 0, hint: str = "",
-                 expected: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 expected: tuple[str, ...] = (),
+                 reason: Literal["invalid", "time_limit"] = "invalid") -> None:  # fmt: skip
         super().__init__(message)
         self.message, self.line, self.column = message, line, column
-        self.hint, self.expected = hint, expected
+        self.hint, self.expected, self.reason = hint, expected, reason
 
     def as_json(self) -> dict[str, Any]:
         """The 422 body (`kestrel.api.schemas.HuntProblem`)."""
         return {"detail": self.message, "line": self.line, "column": self.column,
-                "hint": self.hint, "expected": list(self.expected)}  # fmt: skip
+                "hint": self.hint, "expected": list(self.expected),
+                "reason": self.reason}  # fmt: skip
 
 
-def run_hunt(state: ApiState, text: str, max_rows: int = 100) -> list[dict[str, Any]]:
+def run_hunt(
+    state: ApiState, text: str, max_rows: int = 100, seconds: float | None = None
+) -> list[dict[str, Any]]:
     """Run ``text`` over the store; every display as ``{"title", "columns", "rows",
-    "total", "truncated"}`` (tables) or ``{"title", "text"}`` (text). Raises `HuntRunError`."""
+    "total", "truncated"}`` (tables) or ``{"title", "text"}`` (text). Stopped after
+    ``seconds`` (default ``state.settings.hunt_seconds``). Raises `HuntRunError`."""
+    limit = state.settings.hunt_seconds if seconds is None else seconds
     try:
         hunt = parse(text)
         _check_server_safe(hunt)
-        with state.lock, Session(state.store, lazy_display=True) as session:
-            # lazy DISP rows live in the session: render them before it closes
-            return [_render(d, max_rows) for s in hunt.statements for d in session.run(s)]
     except HuntError as exc:
         raise _failure(exc) from None
-    except (KestrelError, duckdb.Error) as exc:  # a source or engine error the hunt caused
-        raise HuntRunError(str(exc).splitlines()[0][:500]) from None
+    with _reader(state) as store:
+        deadline = Deadline(store, limit)
+        try:
+            with Session(store, lazy_display=True) as session:
+                shown: list[dict[str, Any]] = []
+                for statement in hunt.statements:
+                    # lazy DISP rows live in the session: render them before it closes
+                    shown.extend(_render(d, max_rows) for d in session.run(statement))
+                    deadline.check()
+                return shown
+        except HuntError as exc:
+            raise _failure(exc) from None
+        except (KestrelError, duckdb.Error) as exc:  # a source or engine error of the hunt
+            if deadline.expired:
+                raise deadline.error() from None
+            raise HuntRunError(str(exc).splitlines()[0][:500]) from None
+        finally:
+            deadline.cancel()
+
+
+@contextmanager
+def _reader(state: ApiState) -> Iterator[Store]:
+    """The store a hunt reads: a connection of its own over DuckDB (intake goes on beside
+    it), else the shared one under the store lock."""
+    if not isinstance(state.store, DuckDBStore):
+        with state.lock:
+            yield state.store
+        return
+    with state.lock:  # opening a cursor uses the shared connection for a moment
+        cursor = state.store.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+class Deadline:
+    """Interrupts ``store``'s running query after ``seconds`` (from a timer thread), and
+    says whether it did. A store without ``interrupt`` is only checked between statements."""
+
+    def __init__(self, store: Store, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._store = store
+        self._lock = threading.Lock()
+        self._over = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._over:  # the hunt ended as the timer fired: nothing to stop
+                return
+            self.expired = True
+            stop = getattr(self._store, "interrupt", None)
+            if callable(stop):
+                stop()
+
+    def check(self) -> None:
+        """Raise the time-limit error when the limit has passed (between statements)."""
+        if self.expired:
+            raise self.error()
+
+    def cancel(self) -> None:
+        """The hunt is over: the timer must not interrupt anything after this."""
+        with self._lock:
+            self._over = True
+        self._timer.cancel()
+
+    def error(self) -> HuntRunError:
+        return HuntRunError(
+            f"hunt stopped: over the time limit of {self.seconds:g} s",
+            hint="narrow it (a time range, WHERE, LIMIT) or ask an admin to raise the limit",
+            reason="time_limit",
+        )
 
 
 def _failure(exc: HuntError) -> HuntRunError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -109,6 +109,9 @@ class StatusChangeOut(BaseModel):
     note: str
     actor: str
     time: datetime
+    finding_id: str | None = Field(
+        default=None, description="The finding it was recorded on (one a merge folded in)"
+    )
 
 
 class SuppressionOut(BaseModel):
@@ -306,6 +309,11 @@ class HuntProblem(BaseModel):
     column: int = 0
     hint: str = ""
     expected: list[str] = Field(default_factory=list)
+    reason: Literal["invalid", "time_limit"] = Field(
+        default="invalid",
+        description="invalid: the hunt cannot run as written; time_limit: it was stopped "
+        "after the server's hunt time limit (ApiSettings.hunt_seconds)",
+    )
 
 
 class PlaybookOut(BaseModel):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kestrel.api.broker_intake import BrokerTarget
 
 MIB = 1024 * 1024
 
@@ -28,6 +33,16 @@ class ApiSettings:
     # (kestrel.api.detection); 0 turns it off. Off by default for an app built in code
     # (tests, embedding); `kestrel serve` turns it on.
     detect_every: float = 0.0
+    # Over a DuckDB file, intake answers once the body is in a write-ahead spool beside it
+    # (<db>.spool/, fdatasync'd, replayed at start) and the store appends in large groups
+    # (kestrel.api.spool); False ($KESTREL_API_SPOOL=0): answer after the DuckDB commit
+    # (kestrel.api.writer).
+    spool: bool = field(default_factory=lambda: os.environ.get("KESTREL_API_SPOOL", "1") != "0")
+    # A hunt (POST /api/v1/hunts, the hunt console) is stopped after this many seconds and
+    # answered 422 with reason time_limit; $KESTREL_HUNT_SECONDS sets the default.
+    hunt_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("KESTREL_HUNT_SECONDS", "30"))
+    )
     # The responder (kestrel.respond): playbook files / folders that /api/v1/playbooks lists,
     # the folder whose runs/ and audit.jsonl `kestrel playbook run` and `kestrel approve`
     # share (None: no responder, so no runs), and the response policy approvals run under
@@ -38,3 +53,6 @@ class ApiSettings:
     # Sigma rule sets (files, folders, zips) the rules page switches on and off; empty:
     # $KESTREL_SIGMA_RULES, as `kestrel detect` without --rules.
     sigma_rules: tuple[str, ...] = ()
+    # Scale-out (`kestrel serve --broker`): intake is published to the distributed
+    # pipeline's broker (kestrel.api.broker_intake) and `kestrel worker`s store it.
+    broker: BrokerTarget | None = None

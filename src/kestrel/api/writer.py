@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kestrel.events import Batch
 from kestrel.store import AppendResult, Store
@@ -93,11 +94,15 @@ class GroupWriter:
     def _known_ids(self, batches: list[Batch]) -> set[str]:
         ids = pa.table({"event_id": pa.concat_arrays([b.column("event_id").combine_chunks()
                                                        for b in batches])})  # fmt: skip
+        times = pa.chunked_array([b.column("time") for b in batches])
+        # equal ids are equal records, so equal times: only the stored rows of the span
+        span = [x.as_py() for x in pc.min_max(times).values()]
         self._store.register(_TMP, ids)
         try:
             found = self._store.query(
-                f"SELECT DISTINCT g.event_id FROM {_TMP} g SEMI JOIN events e "
-                "ON e.event_id = g.event_id"
+                "SELECT DISTINCT event_id FROM events WHERE time >= ? AND time <= ? "
+                f"AND event_id IN (SELECT event_id FROM {_TMP})",  # both engines' SQL
+                span,
             )
         finally:
             self._store.unregister(_TMP)

@@ -51,17 +51,26 @@ def findings(
 
 
 def run_detect(
-    db: str, rules: list[str], as_json: bool, policy: Path | None = None, enrich: bool = True
+    db: str,
+    rules: list[str],
+    as_json: bool,
+    policy: Path | None = None,
+    enrich: bool = True,
+    sigma_level: str | None = None,
 ) -> None:
     """`kestrel detect`: every registered detector (Sigma with ``rules``) through the
     embedded runner over the events newer than its cursor, each slice enriched first (the
-    ``enrich`` section of ``policy``, or the defaults); findings stored and printed."""
+    ``enrich`` section of ``policy``, or the defaults); findings stored and printed. Sigma
+    runs only rules of ``sigma_level`` or above when it is given."""
     from kestrel.detect.sigma import SigmaDetector
     from kestrel.findings.correlate import merge_findings
     from kestrel.pipeline import default_detectors, run_detection
     from kestrel.store import open_store
 
-    detectors = {"sigma": SigmaDetector(rules), **default_detectors(("sigma",))}
+    detectors = {
+        "sigma": SigmaDetector(rules, min_level=sigma_level),
+        **default_detectors(("sigma",)),
+    }
     store = open_store(db)
     try:
         with console.status("detecting", spinner="dots"):
@@ -139,12 +148,11 @@ def generate_cloud(
 
 
 def _run_eval(name: str, datasets: Path | None, as_json: bool) -> None:
-    from kestrel.eval.cloud import evaluate
+    from kestrel.eval.cloud import eval_detectors, evaluate
     from kestrel.eval.datasets import load
-    from kestrel.pipeline import default_detectors
 
     root = datasets or _datasets_dir()
-    result = evaluate(name, load(name, root), lambda: default_detectors(("sigma",))).as_dict()
+    result = evaluate(name, load(name, root), eval_detectors(root)).as_dict()
     if as_json:
         print(json.dumps(result))
     else:

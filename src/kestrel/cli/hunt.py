@@ -1,18 +1,18 @@
-"""`kestrel hunt FILE.hf` / `kestrel hunt -e '…'`: run a huntbook, show what it displays."""
+"""`kestrel hunt FILE.hf` / `kestrel hunt -e '…'`: run a huntbook, show what it displays.
+
+The work is in `kestrel.hunt.runner`, which `kestrel.cli.main` also calls directly (without
+Typer) when the command line is a plain one; the options here are the reference."""
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 
 from kestrel.cli import app, console
+from kestrel.hunt.runner import MAX_TABLE_ROWS, render
 
-# A terminal table of a million rows helps nobody; JSON output carries every row.
-MAX_TABLE_ROWS = 1000
+__all__ = ["MAX_TABLE_ROWS", "hunt", "shell"]
 
 
 @app.command()
@@ -28,24 +28,9 @@ def hunt(
     ),
 ) -> None:
     """Run a hunt-flow over the store (or the files its GETs name)."""
-    from kestrel.config import default_db
-    from kestrel.errors import ConfigError
-    from kestrel.hunt.session import Session
-    from kestrel.store import open_store
+    from kestrel.hunt.runner import run
 
-    if (huntbook is None) == (execute is None):
-        raise ConfigError("give a huntbook file or -e 'hunt text' (one of them)")
-    if fmt not in ("table", "json"):
-        raise ConfigError(f"--format is table or json, not {fmt!r}")
-    text = execute if execute is not None else _read(huntbook)
-    store = open_store(db or default_db())
-    try:
-        # DISP rows stay in the engine until shown, so render before the session closes
-        with Session(store, ignore_case=ignore_case, lazy_display=True) as session:
-            displays = session.execute(text)
-            _render(displays, _summary(session) if not displays else None, fmt)
-    finally:
-        store.close()
+    run(huntbook, execute, db, fmt, ignore_case, console)
 
 
 @app.command()
@@ -68,63 +53,6 @@ def shell(
         with Session(store, ignore_case=ignore_case, lazy_display=True) as session:
             lines = prompts(home() / "hunt_history", lambda line: candidates(session, line))
             say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
-            Shell(session, lambda shown: _render(shown, None, "table"), say).loop(lines)
+            Shell(session, lambda shown: render(shown, None, "table", console), say).loop(lines)
     finally:
         store.close()
-
-
-def _read(path: Path | None) -> str:
-    from kestrel.errors import ConfigError
-
-    assert path is not None
-    try:
-        return path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read huntbook {path}: {exc.strerror}") from exc
-
-
-def _summary(session: object) -> list[dict[str, object]]:
-    from kestrel.hunt.session import Session
-
-    assert isinstance(session, Session)
-    return [{"variable": name, "type": info.entity_type,
-             "entities": session.count(name)}
-            for name, info in session.variables.items()]  # fmt: skip
-
-
-def _render(displays: Sequence[object], summary: list[dict[str, object]] | None, fmt: str) -> None:
-    from kestrel.hunt.display import TableDisplay, TextDisplay, write_json
-
-    if fmt == "json" and summary is None:
-        sys.stdout.flush()
-        write_json(list(displays), sys.stdout.buffer)  # type: ignore[arg-type]
-        sys.stdout.buffer.write(b"\n")
-        sys.stdout.buffer.flush()
-        return
-    if fmt == "json":
-        print(json.dumps(summary))
-        return
-    for d in displays:
-        if isinstance(d, TableDisplay):
-            page, total = d.head(MAX_TABLE_ROWS)
-            console.print(_rich_table(d.title, page.column_names, page.to_pylist()))
-            if total > MAX_TABLE_ROWS:
-                console.print(f"… {total - MAX_TABLE_ROWS:,} more rows "
-                              "(use LIMIT / OFFSET, or --format json for all)")  # fmt: skip
-        elif isinstance(d, TextDisplay):
-            console.rule(d.title)
-            console.print(d.text, highlight=False, markup=False)
-    if summary:
-        rows = [dict(s) for s in summary]
-        console.print(_rich_table("variables", ["variable", "type", "entities"], rows))
-
-
-def _rich_table(title: str, columns: list[str], rows: list[dict[str, object]]) -> object:
-    from rich.table import Table
-
-    table = Table(title=title)
-    for name in columns:
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    return table

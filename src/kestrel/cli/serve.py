@@ -1,6 +1,14 @@
-"""`kestrel serve` (the API and dashboard) and `kestrel token create|list|revoke`."""
+"""`kestrel serve` (the API and dashboard) and `kestrel token create|list|revoke`.
+
+``kestrel serve --broker amqp://… --db postgresql://…`` is the scale-out front: intake is
+published to the distributed pipeline (kestrel.api.broker_intake; answered after the
+broker's confirm, 503 when it cannot confirm), ``kestrel worker`` processes store and
+detect, and the API reads findings and entities from the PostgreSQL store they write.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -8,8 +16,11 @@ from rich.table import Table
 from kestrel.cli import app, console, err_console
 from kestrel.config import default_db
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 DB_OPTION = typer.Option(
-    None, "--db", help="Store: a DuckDB file (default ~/.kestrel/kestrel.duckdb)."
+    None, "--db", help="Store: a DuckDB file (default ~/.kestrel/kestrel.duckdb) or postgresql://…"
 )
 token_app = typer.Typer(help="API tokens (hashed at rest; a secret is shown once).")
 app.add_typer(token_app, name="token")
@@ -33,22 +44,65 @@ def serve(
     response_policy: str | None = typer.Option(
         None, "--response-policy", help="Response policy approvals run under (default: dry run)."
     ),
+    broker: str | None = typer.Option(
+        None,
+        "--broker",
+        envvar="KESTREL_BROKER",
+        help="amqp://… : publish intake to the distributed pipeline (kestrel worker stores and "
+        "detects; needs --db postgresql://…).",
+    ),
+    prefix: str = typer.Option("kestrel", "--prefix", help="With --broker: queue name prefix."),
+    partitions: int = typer.Option(8, "--partitions", help="With --broker: entity partitions."),
+    skip: str = typer.Option("", "--skip", help="With --broker: the workers' --skip."),
 ) -> None:
     """Serve the management API (/api/v1, OpenAPI at /api/v1/docs) and the dashboard (/);
-    the detectors run over what agents send every ``--detect-every`` seconds."""
+    the detectors run over what agents send every ``--detect-every`` seconds, or, with
+    ``--broker``, in the ``kestrel worker`` processes the intake is published to."""
     import uvicorn
 
+    application = build_app(db, detect_every, enrich, playbooks, response_policy, broker,
+                            prefix, partitions, skip)  # fmt: skip
+    where = f"; intake to {_safe(broker)}" if broker else ""
+    console.print(f"Kestrel on http://{host}:{port}/  (API docs: /api/v1/docs){where}",
+                  highlight=False)  # fmt: skip
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def build_app(
+    db: str | None, detect_every: float = 10.0, enrich: bool = True,
+    playbooks: list[str] | None = None, response_policy: str | None = None,
+    broker: str | None = None, prefix: str = "kestrel", partitions: int = 8, skip: str = "",
+) -> FastAPI:  # fmt: skip
+    """The app `kestrel serve` runs (tests build it the same way)."""
     from kestrel.api import ApiSettings, create_app
+    from kestrel.api.broker_intake import BrokerTarget
     from kestrel.cli.detect import enrich_stage
+    from kestrel.errors import ConfigError
     from kestrel.respond.local import default_paths
 
+    target = None
+    if broker:
+        if not (db or "").startswith(("postgresql://", "postgres://")):
+            raise ConfigError("--broker needs --db postgresql://… (the store the workers write)")
+        names = tuple(s.strip() for s in skip.split(",") if s.strip())
+        target = BrokerTarget(broker, prefix, partitions, names)
+        detect_every = 0.0  # the workers detect
     settings = ApiSettings(db=db or default_db(), detect_every=detect_every,
-                           playbooks=tuple(playbooks), response_home=str(default_paths().root),
-                           response_policy=response_policy)  # fmt: skip
+                           playbooks=tuple(playbooks or ()),
+                           response_home=str(default_paths().root),
+                           response_policy=response_policy, broker=target)  # fmt: skip
     stage = enrich_stage(None) if enrich and detect_every > 0 else None
-    application = create_app(settings, enrich=stage)
-    console.print(f"Kestrel on http://{host}:{port}/  (API docs: /api/v1/docs)", highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    return create_app(settings, enrich=stage)
+
+
+def _safe(url: str | None) -> str:
+    """A URL without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url or "")
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 @token_app.command("create")

@@ -151,12 +151,20 @@ def detect(
         None, "--policy", help="Policy YAML whose `enrich` section configures the enrichers."
     ),
     enrich: bool = typer.Option(True, "--enrich/--no-enrich", help="Enrich before detecting."),
+    sigma_level: str | None = typer.Option(
+        None,
+        "--sigma-level",
+        help="Run only Sigma rules of this level or above "
+        "(informational, low, medium, high, critical; default: every rule).",
+    ),
 ) -> None:
     """Run Sigma and every other registered detector over the stored events not yet seen
     (the pipeline's embedded runner), enriched first (IOC, GeoIP; YARA and reputation when
     configured), store the findings and print them."""
     from kestrel.cli.detect import run_detect
-    from kestrel.detect.sigma.detector import default_rule_paths
+    from kestrel.detect.sigma.detector import LEVELS, default_rule_paths
 
+    if sigma_level is not None and sigma_level not in LEVELS:
+        raise typer.BadParameter(f"one of {', '.join(LEVELS)}", param_hint="--sigma-level")
     paths = [str(p) for p in (rules or [])] or list(default_rule_paths())
-    run_detect(db or default_db(), paths, as_json, policy, enrich)
+    run_detect(db or default_db(), paths, as_json, policy, enrich, sigma_level)

@@ -13,6 +13,7 @@ An anomalous burst therefore cannot "whiten" itself inside one batch. ``min_samp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from math import sqrt
@@ -91,13 +92,15 @@ def empty_state() -> pl.DataFrame:
 def batch_moments(frame: pl.DataFrame, value: str = "value") -> pl.DataFrame:
     """``(entity_id, metric, n, mean, m2)`` of one batch, from one group_by."""
     col = pl.col(value).cast(pl.Float64)
+    # m2 = n * population variance: Polars' grouped variance is one fast pass, where
+    # ``((col - col.mean()) ** 2).sum()`` in a group_by is evaluated group by group (5x slower)
     return (
         frame.filter(pl.col(value).is_not_null())
         .group_by(KEYS)
         .agg(
             pl.len().cast(pl.Int64).alias("n"),
             col.mean().alias("mean"),
-            ((col - col.mean()) ** 2).sum().alias("m2"),
+            (col.var(ddof=0) * pl.len()).alias("m2"),
         )
     )
 
@@ -154,6 +157,38 @@ class WelfordBaseline:
         z = (pl.col(value) - pl.col("base_mean")) / std
         ready = pl.col("base_n").fill_null(0) >= self.min_samples
         return out.with_columns(pl.when(ready).then(z).otherwise(None).alias("z"))
+
+    def score_wide(self, frame: pl.DataFrame, metrics: Sequence[str]) -> pl.DataFrame:
+        """`score` for a wide ``frame`` (``entity_id`` and one value column per metric):
+        ``z_<metric>``, ``base_mean_<metric>``, ``base_n_<metric>`` added, null where the
+        row has no value of that metric. The same numbers as scoring the long form (one row
+        per entity and metric value) and pivoting it, with one single-key join per metric."""
+        var = pl.when(pl.col("n") > 1).then(pl.col("m2") / (pl.col("n") - 1)).otherwise(0.0)
+        out = frame
+        for m in metrics:
+            base = self.state.filter(pl.col("metric") == m).select(
+                "entity_id",
+                pl.col("n").alias("_n"),
+                pl.col("mean").alias("_mean"),
+                var.sqrt().alias("_std"),
+            )
+            has = pl.col(m).is_not_null()
+            std = pl.max_horizontal(pl.col("_std"), pl.lit(self.min_std))
+            ready = has & (pl.col("_n").fill_null(0) >= self.min_samples)
+            out = out.join(base, on="entity_id", how="left").with_columns(
+                pl.when(ready).then((pl.col(m) - pl.col("_mean")) / std).alias(f"z_{m}"),
+                pl.when(has).then(pl.col("_mean")).alias(f"base_mean_{m}"),
+                pl.when(has).then(pl.col("_n")).alias(f"base_n_{m}"),
+            )
+            out = out.drop("_n", "_mean", "_std")
+        return out
+
+    def score_then_learn_wide(self, frame: pl.DataFrame, metrics: Sequence[str]) -> pl.DataFrame:
+        """`score_wide` against the state as of the batch start, then learn the values."""
+        scored = self.score_wide(frame, metrics)
+        long = frame.unpivot(index="entity_id", on=list(metrics), variable_name="metric")
+        self.learn(long, "value")
+        return scored
 
     def learn(self, frame: pl.DataFrame, value: str = "value") -> None:
         """Fold the batch's values into the state (exact merge)."""

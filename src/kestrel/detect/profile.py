@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from kestrel.detect.cloud.common import batch_columns
 from kestrel.events import Batch
 
 _TS = pl.Datetime("us", "UTC")
@@ -43,32 +44,66 @@ _API = pl.col("class").is_in(["api_activity", "auth"]) & pl.col("cloud_operation
 
 
 class EntityProfiler:
-    """Folds batches into per-entity profiles (``learn``); state as Arrow tables."""
+    """Folds batches into per-entity profiles (``learn``); state as Arrow tables.
+
+    Profiles merge exactly for any split of the events, and no detector reads them while a
+    run goes on, so ``learn`` only keeps the batch's few profiled columns and folds them in
+    ``flush_rows`` events at a time (and whenever the profiles are read: ``profiles``,
+    ``operations``, ``state``). One group_by over many batches costs far less than one per
+    hourly batch, each followed by a merge over every entity known so far.
+    """
 
     name = "profiles"
 
-    def __init__(self) -> None:
-        self.profiles = pl.DataFrame(schema=PROFILE_SCHEMA)
-        self.operations = pl.DataFrame(schema=OPS_SCHEMA)
+    def __init__(self, flush_rows: int = 500_000) -> None:
+        self.flush_rows = flush_rows
+        self._profiles = pl.DataFrame(schema=PROFILE_SCHEMA)
+        self._operations = pl.DataFrame(schema=OPS_SCHEMA)
+        self._pending: list[pl.DataFrame] = []
+        self._pending_rows = 0
 
     def learn(self, batch: Batch) -> None:
         """Add what ``batch`` shows about each entity it names."""
         events = _frame(batch)
         if events.is_empty():
             return
-        self.profiles = merge_profiles(self.profiles, batch_profiles(events))
-        self.operations = merge_operations(self.operations, batch_operations(events))
+        self._pending.append(events)
+        self._pending_rows += events.height
+        if self._pending_rows >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Fold the events learnt since the last flush into the profiles."""
+        if not self._pending:
+            return
+        events = pl.concat(self._pending, rechunk=False)
+        self._pending, self._pending_rows = [], 0
+        self._profiles = merge_profiles(self._profiles, batch_profiles(events))
+        self._operations = merge_operations(self._operations, batch_operations(events))
+
+    @property
+    def profiles(self) -> pl.DataFrame:
+        """One row per entity (`PROFILE_SCHEMA`), everything learnt included."""
+        self.flush()
+        return self._profiles
+
+    @property
+    def operations(self) -> pl.DataFrame:
+        """One row per entity, service and operation (`OPS_SCHEMA`)."""
+        self.flush()
+        return self._operations
 
     def state(self) -> dict[str, pa.Table]:
         """Both frames as Arrow tables, for the pipeline to keep."""
         return {"profiles": self.profiles.to_arrow(), "operations": self.operations.to_arrow()}
 
     def load_state(self, tables: dict[str, pa.Table]) -> None:
-        """Restore what `state` returned."""
+        """Restore what `state` returned (it replaces what was learnt before)."""
+        self.flush()
         if "profiles" in tables:
-            self.profiles = _cast(tables["profiles"], PROFILE_SCHEMA)
+            self._profiles = _cast(tables["profiles"], PROFILE_SCHEMA)
         if "operations" in tables:
-            self.operations = _cast(tables["operations"], OPS_SCHEMA)
+            self._operations = _cast(tables["operations"], OPS_SCHEMA)
 
 
 def _cast(table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -78,60 +113,36 @@ def _cast(table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 
 def _frame(batch: Batch) -> pl.DataFrame:
-    present = [c for c in _COLUMNS if c in batch.column_names]
-    frame = pl.from_arrow(batch.select(present))
-    assert isinstance(frame, pl.DataFrame)
-    missing = [pl.lit(None, pl.String).alias(c) for c in _COLUMNS if c not in present]
-    return frame.with_columns(missing).filter(pl.col("entity_id").is_not_null())
+    return batch_columns(batch, _COLUMNS).filter(pl.col("entity_id").is_not_null())
 
 
 def batch_profiles(events: pl.DataFrame) -> pl.DataFrame:
-    """One partial profile per entity of ``events`` (`PROFILE_SCHEMA`): one group_by for the
-    entity-wide fields, and one each (pivoted) for the hour histogram and the GPU metrics."""
-    api = pl.col("time").filter(_API)
+    """One partial profile per entity of ``events`` (`PROFILE_SCHEMA`), from one group_by:
+    the entity-wide fields, the hour histogram (UTC) and the GPU metrics' counts and sums."""
+    api = pl.col("time").filter(pl.col("_api"))
+    value = pl.col("metric_value")
+    metrics = []
+    for key, name in _METRICS:
+        is_metric = pl.col("metric_name") == name
+        metrics += [
+            (is_metric & value.is_not_null()).sum().alias(f"{key}_n"),
+            value.filter(is_metric).sum().alias(f"{key}_sum"),
+        ]
     aggs = [
         pl.col("entity_type").drop_nulls().first(),
         pl.coalesce("cloud_provider", "source").drop_nulls().first().alias("provider"),
         pl.col("time").min().alias("first_seen"), pl.col("time").max().alias("last_seen"),
         api.min().alias("api_first"), api.max().alias("api_last"),
-        pl.len().alias("events"), _API.sum().alias("api_calls"),
-        (_API & pl.col("cloud_error_code").is_not_null()).sum().alias("errors"),
+        pl.len().alias("events"), pl.col("_api").sum().alias("api_calls"),
+        (pl.col("_api") & pl.col("cloud_error_code").is_not_null()).sum().alias("errors"),
+        *metrics,
+        *[(pl.col("_hour") == h).sum().alias(name) for h, name in enumerate(HOURS)],
         pl.col("cloud_region").drop_nulls().unique().sort().alias("regions"),
         pl.col("instance_type").drop_nulls().unique().sort().alias("instance_types"),
     ]  # fmt: skip
-    base = events.group_by("entity_id").agg(aggs)
-    out = base.join(_hours(events), on="entity_id", how="left")
-    out = out.join(_metrics(events), on="entity_id", how="left")
-    missing = [pl.lit(0).alias(c) for c in _SUMS if c not in out.columns]
-    return out.with_columns(missing).select(list(PROFILE_SCHEMA)).fill_null(0).cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
-
-
-def _hours(events: pl.DataFrame) -> pl.DataFrame:
-    """Per entity, events per hour of day (UTC) as columns h00..h23."""
-    name = pl.format("h{}", pl.col("time").dt.hour().cast(pl.String).str.zfill(2))
-    counts = events.group_by("entity_id", name.alias("hour")).len()
-    return counts.pivot(on="hour", index="entity_id", values="len")
-
-
-def _metrics(events: pl.DataFrame) -> pl.DataFrame:
-    """Per entity, count and sum of each profiled GPU metric as ``<key>_n`` / ``<key>_sum``."""
-    keys = {name: key for key, name in _METRICS}
-    rows = events.filter(
-        pl.col("metric_name").is_in(list(keys)) & pl.col("metric_value").is_not_null()
-    )
-    agg = rows.group_by("entity_id", pl.col("metric_name").replace_strict(keys).alias("k")).agg(
-        pl.len().alias("n"), pl.col("metric_value").sum().alias("sum")
-    )
-    if agg.is_empty():
-        return agg.select("entity_id")
-    wide = agg.pivot(on="k", index="entity_id", values=["n", "sum"])
-    return wide.rename({c: _metric_column(c) for c in wide.columns if c != "entity_id"})
-
-
-def _metric_column(pivoted: str) -> str:
-    """``n_gpu`` → ``gpu_n`` (the pivot's name → the schema's)."""
-    value, _, key = pivoted.partition("_")
-    return f"{key}_{value}"
+    marked = events.with_columns(_API.alias("_api"), pl.col("time").dt.hour().alias("_hour"))
+    out = marked.group_by("entity_id").agg(aggs)
+    return out.select(list(PROFILE_SCHEMA)).fill_null(0).cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
 
 
 def batch_operations(events: pl.DataFrame) -> pl.DataFrame:

@@ -11,9 +11,11 @@ labels, label-level ("technique") scores ask whether any positive event of a lab
 from __future__ import annotations
 
 import io
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kestrel.detect import Detector
@@ -25,6 +27,46 @@ from kestrel.pipeline import run_detection
 from kestrel.store import DuckDBStore
 
 DetectorFactory = Callable[[], Mapping[str, Detector]]
+SIGMA_ZIP = Path("sigma") / "sigma_rules_windows_cloud.zip"
+SIGMA_CLOUDTRAIL = "rules/cloud/aws/cloudtrail/"
+# SigmaHQ's ``low`` / ``informational`` CloudTrail rules are hunting leads, not alerts (one
+# of them matches every call made with an assumed role); the evaluation runs the rest
+SIGMA_LEVELS = ("medium", "high", "critical")
+
+
+def eval_detectors(datasets: Path | None = None, sigma: bool = True) -> DetectorFactory:
+    """Every registered detector, fresh for each group, plus SigmaHQ's CloudTrail rules of
+    level medium or above from ``datasets`` (compiled once, shared by the groups' Sigma
+    detectors), when ``sigma`` and the rules are there."""
+    from kestrel.detect.sigma import SigmaDetector
+    from kestrel.pipeline import default_detectors
+
+    rules = sigma_cloudtrail_rules(datasets / SIGMA_ZIP) if sigma and datasets else []
+
+    def factory() -> dict[str, Detector]:
+        found = default_detectors(("sigma",))
+        if rules:
+            found["sigma"] = SigmaDetector.from_compiled(rules)
+        return found
+
+    return factory
+
+
+def sigma_cloudtrail_rules(path: Path, levels: tuple[str, ...] = SIGMA_LEVELS) -> list[Any]:
+    """SigmaHQ's AWS CloudTrail rules in the rules archive at ``path``, compiled, of the given
+    levels; none when the archive is missing."""
+    from kestrel.detect.sigma import compile_rules, load_text
+
+    if not path.is_file():
+        return []
+    loaded = []
+    with zipfile.ZipFile(path) as zf:
+        for name in sorted(zf.namelist()):
+            if name.startswith(SIGMA_CLOUDTRAIL) and name.endswith((".yml", ".yaml")):
+                text = zf.read(name).decode("utf-8")
+                loaded.extend(load_text(text, name, on_error="collect").rules)
+    compiled, _issues = compile_rules(loaded)
+    return [r for r in compiled if r.meta.level in levels]
 
 
 @dataclass
@@ -36,6 +78,11 @@ class Outcome:
     detectors: tuple[str, ...] = ()
     signals: tuple[str, ...] = ()
     rejected: bool = False
+
+    @property
+    def scored(self) -> bool:
+        """Whether this record counts in the scores (in the dataset's scope)."""
+        return not self.record.excluded
 
     @property
     def flagged(self) -> bool:
@@ -52,15 +99,20 @@ class Evaluation:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON contract of ``kestrel eval --json``."""
+        scored = [o for o in self.outcomes if o.scored]
+        out = [o for o in self.outcomes if not o.scored]
         return {
             "dataset": self.dataset,
-            "event": _scores(self.outcomes),
-            "technique": _labels(self.outcomes),
-            "by_detector": _by_detector(self.outcomes),
-            "rejected_by_reader": sum(o.rejected for o in self.outcomes),
-            "misses": [_brief(o) for o in self.outcomes if o.record.positive and not o.flagged],
-            "false_positives": [_brief(o) for o in self.outcomes
-                                if o.flagged and not o.record.positive],
+            "event": _scores(scored),
+            "technique": _labels(scored),
+            "by_detector": _by_detector(scored),
+            "rejected_by_reader": sum(o.rejected for o in scored),
+            "misses": [_brief(o) for o in scored if o.record.positive and not o.flagged],
+            "false_positives": [_brief(o) for o in scored if o.flagged and not o.record.positive],
+            "without_sigma": _without_sigma(scored),
+            "excluded": {"records": len(out), "positive": sum(o.record.positive for o in out),
+                         "by_reason": dict(Counter(o.record.excluded for o in out)),
+                         "keys": [o.record.key for o in out]},
         }  # fmt: skip
 
 
@@ -74,15 +126,18 @@ def evaluate(dataset: str, groups: Iterable[Group], factory: DetectorFactory) ->
 
 def run_group(group: Group, detectors: Mapping[str, Detector]) -> list[Outcome]:
     """Ingest one group into an in-memory store, detect, and label each record's event."""
+    records = [r for r in group.records if not r.excluded]
+    out = [Outcome(group.name, r) for r in group.records if r.excluded]
+    if not records:
+        return out
     store = DuckDBStore(":memory:")
     try:
-        keys = _ingest(store, group.records)
+        keys = _ingest(store, records)
         findings = run_detection(store, detectors).findings
     finally:
         store.close()
     hits = _hits(findings)
-    out = []
-    for rec, event_ids in zip(group.records, keys, strict=True):
+    for rec, event_ids in zip(records, keys, strict=True):
         found = [h for e in event_ids for h in hits.get(e, [])]
         dets = tuple(sorted({d for d, _ in found}))
         sigs = tuple(sorted({s for _, ss in found for s in ss}))
@@ -165,6 +220,17 @@ def _by_detector(outcomes: list[Outcome]) -> dict[str, Any]:
     return out
 
 
+def _without_sigma(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Event and label scores of Kestrel's own detectors, the Sigma rules' flags left out."""
+    own = [Outcome(o.group, o.record, tuple(d for d in o.detectors if d != "sigma"),
+                   tuple(s for s in o.signals if not s.startswith("sigma:")), o.rejected)
+           for o in outcomes]  # fmt: skip
+    fps = [_brief(o) for o in own if o.flagged and not o.record.positive]
+    misses = [_brief(o) for o in own if o.record.positive and not o.flagged]
+    return {"event": _scores(own), "technique": _labels(own), "misses": misses,
+            "false_positives": fps}  # fmt: skip
+
+
 def _brief(o: Outcome) -> dict[str, Any]:
     return {"group": o.group, "label": o.record.label, "key": o.record.key,
             "detectors": list(o.detectors), "signals": list(o.signals),
@@ -173,4 +239,4 @@ def _brief(o: Outcome) -> dict[str, Any]:
 
 def signal_counts(evaluation: Evaluation) -> Counter[str]:
     """How often each signal fired on a flagged record (for the text report)."""
-    return Counter(s for o in evaluation.outcomes for s in o.signals)
+    return Counter(s for o in evaluation.outcomes if o.scored for s in o.signals)

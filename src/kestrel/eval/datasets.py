@@ -24,9 +24,10 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kestrel.errors import ConfigError
 from kestrel.eval.generate import SCENARIOS, generate
@@ -43,6 +44,7 @@ class Record:
     label: str
     fmt: str = "cloudtrail"
     key: str = ""  # where the record came from (file / case name)
+    excluded: str = ""  # why the record is out of the evaluation's scope ("" = in scope)
 
 
 @dataclass
@@ -97,15 +99,75 @@ def stratus(path: Path) -> Iterator[Group]:
 
 
 def panther(path: Path) -> Iterator[Group]:
-    """One group per Panther rule test case."""
+    """One group per Panther rule test case.
+
+    Scope: a case is evaluated when its log is a CloudTrail record. Panther's cross-source
+    ``Standard.*`` rules list ``AWS.CloudTrail`` among a dozen log types and some of their
+    cases are Okta, OneLogin, GSuite, Zoom, ... records, or bare Panther enrichment stubs
+    (``p_enrichment`` / ``p_any_*`` fields only): those are kept, marked ``excluded`` with the
+    reason, and left out of the scores. CloudTrail records stored with lower-cased keys
+    (Panther's data-lake form: ``eventname``, ``useridentity``) get their CloudTrail names
+    back (`camel_keys`). A test record without ``eventTime`` (a real CloudTrail record always
+    has one) gets Panther's ``p_event_time`` or, failing that, a fixed placeholder time
+    (`_placeholder_time`), so that it is detected at all; nothing else in a record is changed.
+    """
     _need(path)
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for i, line in enumerate(f):
             case = json.loads(line)
             name = f"{case['rule_id']}::{case['test_name']}"
-            rec = Record(_dumps(case["log"]), bool(case["expected_result"]), case["rule_id"],
-                         key=name)  # fmt: skip
+            log = case["log"]
+            if "eventName" not in log and "eventname" in log:
+                log = camel_keys(log)
+            excluded = "" if "eventName" in log else _not_cloudtrail(log)
+            if not excluded and not log.get("eventTime"):
+                log = {**log, "eventTime": _placeholder_time(log)}
+            rec = Record(_dumps(log), bool(case["expected_result"]), case["rule_id"],
+                         key=name, excluded=excluded)  # fmt: skip
             yield Group(f"{i:03d} {name}", [rec])
+
+
+# CloudTrail's field names, by their lower-cased form (top level and userIdentity)
+_CLOUDTRAIL_KEYS = {k.lower(): k for k in (
+    "eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion",
+    "sourceIPAddress", "userAgent", "errorCode", "errorMessage", "requestParameters",
+    "responseElements", "additionalEventData", "requestID", "eventID", "readOnly",
+    "resources", "eventType", "apiVersion", "managementEvent", "recipientAccountId",
+    "serviceEventDetails", "sharedEventID", "vpcEndpointId", "eventCategory", "tlsDetails",
+    "sessionCredentialFromConsole", "type", "principalId", "arn", "accountId",
+    "accessKeyId", "userName", "invokedBy", "sessionContext", "sessionIssuer",
+    "webIdFederationData", "attributes", "creationDate", "mfaAuthenticated",
+)}  # fmt: skip
+
+
+def camel_keys(log: Mapping[str, Any]) -> dict[str, Any]:
+    """A CloudTrail record with lower-cased keys, with CloudTrail's own key names again
+    (top level and ``userIdentity``; request / response bodies are left alone).
+
+    >>> camel_keys({"eventname": "CreateIPSet", "useridentity": {"accountid": "1"}})
+    {'eventName': 'CreateIPSet', 'userIdentity': {'accountId': '1'}}
+    """
+    out: dict[str, Any] = {}
+    for key, value in log.items():
+        name = _CLOUDTRAIL_KEYS.get(key, key)
+        if name == "userIdentity" and isinstance(value, dict):
+            value = {_CLOUDTRAIL_KEYS.get(k, k): v for k, v in value.items()}
+        out.setdefault(name, value)
+    return out
+
+
+def _placeholder_time(log: dict[str, object]) -> str:
+    """``p_event_time`` as ISO 8601, else a fixed working-hours time (a placeholder only:
+    every Panther case is its own group, so no other record is near it in time)."""
+    stamp = str(log.get("p_event_time") or "2024-01-15T12:00:00Z")
+    return stamp.replace(" ", "T", 1) if "T" not in stamp else stamp
+
+
+def _not_cloudtrail(log: dict[str, object]) -> str:
+    kind = log.get("p_log_type")
+    if kind and kind != "AWS.CloudTrail":
+        return f"not a CloudTrail record ({kind})"
+    return "not a CloudTrail record (no eventName; Panther enrichment fields only)"
 
 
 def otrf(path: Path) -> Group:

@@ -26,11 +26,25 @@ def get(s: Session, st: ast.Statement) -> list[Display]:
     etype = entity_type(c.entity_type, c.span).name
     if len(c.sources) == 1 and s.is_variable(c.sources[0]):
         return _get_from_variable(s, st, c, etype)
+    if etype == "finding":
+        return _get_findings(s, st, c)
     names = c.sources or s._last_source
     source = s._sources.table(names)
     s._last_source = names
     s._current_source = source
     return s._assign(st, s._compiler().get(c, source), etype, source)
+
+
+def _get_findings(s: Session, st: ast.Statement, c: ast.Get) -> list[Display]:
+    """GET finding: the store's findings (`kestrel.hunt.findings`); their evidence is the
+    store's events, so FIND from them reads the events table."""
+    from kestrel.store.findings import ensure_tables
+
+    if c.sources:
+        raise HuntError("findings are in the store: GET finding takes no FROM source",
+                        c.span.line, c.span.col)  # fmt: skip
+    ensure_tables(s.store)
+    return s._assign(st, s._compiler().get(c, "events"), "finding", "events")
 
 
 def _get_from_variable(s: Session, st: ast.Statement, c: ast.Get, etype: str) -> list[Display]:
@@ -48,6 +62,10 @@ def find(s: Session, st: ast.Statement) -> list[Display]:
     var = s.variable_info(c.variable, c.span)
     s._current_source = var.source
     etype = entity_type(c.entity_type, c.span).name
+    if etype == "finding":
+        from kestrel.store.findings import ensure_tables
+
+        ensure_tables(s.store)
     return s._assign(st, s._compiler().find(c), etype, var.source)
 
 

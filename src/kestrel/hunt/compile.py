@@ -19,8 +19,8 @@ from sqlglot import exp
 
 from kestrel.errors import HuntError, HuntNameError
 from kestrel.events.schema import COLUMN_NAMES, COLUMN_TYPES
-from kestrel.hunt import ast
-from kestrel.hunt.entities import ENTITY_TYPES, TYPE_ALIASES, EntityType, Role
+from kestrel.hunt import ast, findings
+from kestrel.hunt.entities import ENTITY_TYPES, FINDING, TYPE_ALIASES, EntityType, Role
 from kestrel.hunt.entity_sql import Present, entity_query, kept_attrs, row_id
 from kestrel.hunt.relations import known, lookup
 from kestrel.hunt.where import ExprContext, SigmaTable, condition
@@ -104,6 +104,8 @@ class Compiler:
     def get(self, c: ast.Get, source: str) -> exp.Select:
         """Entities of a type mentioned by the events in ``source`` that match WHERE."""
         etype = entity_type(c.entity_type, c.span)
+        if etype is FINDING:
+            return self._findings(c.where, self._span(c.time), c.limit)
         extra = self._time(c.time)
         return self._entities(etype, etype.primary, source, c.where, extra, c.limit)
 
@@ -112,6 +114,8 @@ class Compiler:
         out = entity_type(c.entity_type, c.span)
         var = self.catalog.variable(c.variable, c.span)
         source = ENTITY_TYPES[var.entity_type]
+        if FINDING in (out, source):
+            return self._find_linked(c, out, var, source)
         relation = lookup(out.name, c.relation, source.name, c.reversed)
         if relation is None:
             word = c.relation + (" BY" if c.reversed else "")
@@ -132,6 +136,71 @@ class Compiler:
             extra.append(exp.column("activity").eq(exp.Literal.string(relation.activity)))
         roles = tuple(out.role(r) for r in relation.output_roles)
         return self._entities(out, roles, var.source, c.where, extra, c.limit)
+
+    # -- findings (kestrel.hunt.findings) -----------------------------------------------------
+
+    def _findings(
+        self, where: ast.Where | None, extra: list[exp.Expr], limit: int | None
+    ) -> exp.Select:
+        """Stored findings as entities, filtered; ``LIMIT`` keeps the earliest."""
+        query = exp.select("*").from_(findings.rows().subquery("f"))
+        for e in extra:
+            query = query.where(e)
+        if where is not None:
+            context = ExprContext(self._finding_attr, self._ref_column, self.catalog.is_variable,
+                                  self.ignore_case)  # fmt: skip
+            query = query.where(findings.ranked(condition(where.expr, context)))
+        if limit is not None:
+            query = query.order_by("first_observed", "_key").limit(limit)
+        return query
+
+    def _find_linked(
+        self, c: ast.Find, out: EntityType, var: VarInfo, source: EntityType
+    ) -> exp.Select:
+        """``FIND t LINKED findings`` (the entities of the events the findings cite) and
+        ``FIND finding LINKED v`` (the findings citing an event that mentions v's entities)."""
+        if c.relation != "LINKED" or c.reversed or out is source:
+            word = c.relation + (" BY" if c.reversed else "")
+            hint = "known: LINKED" if out is not source else "FIND another type LINKED it"
+            raise HuntNameError(f"no relation {word} from {source.name} to {out.name}",
+                                c.span.line, c.span.col, hint)  # fmt: skip
+        if source is FINDING:
+            cited = findings.evidence_ids(_table(var.table), self.dialect)
+            extra = [exp.column("event_id").isin(query=cited), *self._time(c.time)]
+            return self._entities(out, out.primary, var.source, c.where, extra, c.limit)
+        keys = exp.select("_key").from_(_table(var.table))
+        mentions: list[exp.Expr] = []
+        for role in source.primary:
+            match: exp.Expr = _key_sql(source, role).isin(query=keys.copy())
+            if role.classes:
+                classes = (exp.Literal.string(k) for k in role.classes)
+                match = exp.and_(exp.column("class", quoted=True).isin(*classes), match)
+            mentions.append(match)
+        events = exp.select("event_id").from_(_table(var.source)).where(exp.or_(*mentions))
+        for e in self._time(c.time):
+            events = events.where(e)
+        linked = exp.column("_key").isin(query=findings.citing(events, self.dialect))
+        return self._findings(c.where, [linked], c.limit)
+
+    def _finding_attr(self, attr: str, span: ast.Span) -> exp.Expr:
+        canonical = FINDING.canonical(attr)
+        if canonical is not None:
+            return exp.column(canonical)
+        if attr in _TRAILING:
+            return exp.column(attr)
+        close = difflib.get_close_matches(attr, [*FINDING.attrs, *FINDING.aliases], n=1)
+        hint = f"did you mean {close[0]}?" if close else "attributes: " + ", ".join(FINDING.attrs)
+        raise HuntNameError(f"finding has no attribute {attr!r}", span.line, span.col, hint)
+
+    def _span(self, time: ast.TimeRange | None) -> list[exp.Expr]:
+        """A time range over findings: those whose span overlaps it (the range's start is
+        compared with a finding's last time, its end with the first)."""
+        spans = []
+        for e in self._time(time):
+            column = "last_observed" if isinstance(e, exp.GTE) else "first_observed"
+            spans.append(e.transform(
+                lambda n, c=column: exp.column(c) if isinstance(n, exp.Column) else n))  # fmt: skip
+        return spans
 
     def _entities(
         self,
@@ -396,7 +465,7 @@ def _event_column(etype: EntityType, role: Role, attr: str, span: ast.Span) -> e
         return exp.column("time")
     prefix, colon, rest = attr.partition(":")
     other = ENTITY_TYPES.get(TYPE_ALIASES.get(prefix, "")) if colon else None
-    if other is not None and (name := other.canonical(rest)) is not None:
+    if other is not None and other is not FINDING and (name := other.canonical(rest)) is not None:
         column = next((r.columns[name] for r in other.primary if name in r.columns), None)
         if column:
             return exp.column(column)

@@ -269,13 +269,34 @@ API_CALL = EntityType(
     required=("operation",),
 )  # fmt: skip
 
-ENTITY_TYPES: dict[str, EntityType] = {
-    t.name: t for t in (PROCESS, NETWORK, FILE, IP, DOMAIN, USER, HOST, PRINCIPAL, API_CALL)
-}
+# Kestrel's own findings: rows of the store's ``findings`` table, not of the events, so the
+# role maps attributes to that table's columns and `kestrel.hunt.findings` builds the SQL
+# (GET, and FIND … LINKED through the events a finding cites as evidence).
+_FINDING = {"id": "finding_id", "detector": "detector", "title": "title", "severity": "severity",
+            "severity_level": "severity", "entity_type": "entity_type",
+            "entity_id": "entity_id", "techniques": "techniques", "tags": "tags",
+            "signals": "signals", "evidence": "evidence", "source_ids": "source_ids",
+            "window_seconds": "window_seconds"}  # fmt: skip
+FINDING = EntityType(
+    "finding",
+    tuple(_FINDING),
+    (Role("finding", _FINDING),),
+    _first_key("id"),
+    {"finding_id": "id", "name": "title", "rule": "title", "technique": "techniques",
+     "attack": "techniques", "entity": "entity_id", "level": "severity_level"},
+    initial="title",
+    required=("id",),
+)  # fmt: skip
+
+EVENT_TYPES: tuple[EntityType, ...] = (PROCESS, NETWORK, FILE, IP, DOMAIN, USER, HOST, PRINCIPAL,
+                                       API_CALL)  # fmt: skip
+"""The types whose entities are mentioned by events (every type but `FINDING`)."""
+ENTITY_TYPES: dict[str, EntityType] = {t.name: t for t in (*EVENT_TYPES, FINDING)}
 TYPE_ALIASES: dict[str, str] = {
     "network": "network-traffic", "network_traffic": "network-traffic", "conn": "network-traffic",
     "ipv6-addr": "ipv4-addr", "ip": "ipv4-addr", "domain": "domain-name", "user": "user-account",
     "host": "x-oca-asset", "endpoint": "x-oca-asset", "principal": "cloud-principal",
-    "api-call": "cloud-api-call", "api_call": "cloud-api-call",
+    "api-call": "cloud-api-call", "api_call": "cloud-api-call", "findings": "finding",
+    "alert": "finding", "x-kestrel-finding": "finding",
     **{name: name for name in ENTITY_TYPES},
 }  # fmt: skip

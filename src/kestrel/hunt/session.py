@@ -242,15 +242,30 @@ _HANDLERS: dict[type[Any], Handler] = _LazyHandlers()
 
 
 def filled_columns(store: Store, source: str, role: Role) -> frozenset[str]:
-    """The role's columns that are not NULL in every row of ``source`` (of its classes)."""
+    """The role's columns that are not NULL in every row of ``source`` (of its classes).
+
+    One ``EXISTS`` per column, not a COUNT: the engine stops at the first value, and an
+    empty column's ``IS NOT NULL`` is answered from its NULL statistics (DuckDB prunes the
+    row groups), so this costs milliseconds at a million events instead of a full scan
+    (0.03 against 0.10-0.19 CPU-s per role)."""
     columns = sorted(set(role.columns.values()))
-    counts = [exp.func("COUNT", exp.column(c, quoted=True)).as_(c, quoted=True) for c in columns]
-    query = exp.select(*counts).from_(exp.to_table(source, quoted=not source.isidentifier()))
-    if role.classes:
-        query = query.where(exp.column("class", quoted=True).isin(
-            *(exp.Literal.string(c) for c in role.classes)))  # fmt: skip
+    table = exp.to_table(source, quoted=not source.isidentifier())
+    classes = (
+        exp.column("class", quoted=True).isin(*(exp.Literal.string(c) for c in role.classes))
+        if role.classes
+        else None
+    )
+
+    def has_value(column: str) -> exp.Expr:
+        probe = exp.select(exp.Literal.number(1)).from_(table.copy())
+        probe = probe.where(exp.column(column, quoted=True).is_(exp.null()).not_())
+        if classes is not None:
+            probe = probe.where(classes.copy())
+        return exp.Exists(this=probe).as_(column, quoted=True)
+
+    query = exp.select(*(has_value(c) for c in columns))
     row = store.query(query.sql(dialect=store.dialect)).to_pylist()[0]
-    return frozenset(c for c, n in row.items() if n)
+    return frozenset(c for c, filled in row.items() if filled)
 
 
 def statement_text(statement: ast.Statement) -> str:

@@ -38,7 +38,14 @@ from kestrel.events import Batch
 from kestrel.findings import Finding
 from kestrel.pipeline.codec import decode, encode, sort_events, split_by_partition, time_slices
 from kestrel.pipeline.persist import save_findings
-from kestrel.pipeline.transport import Delivery, Poison, RabbitTransport, Topology, Transport
+from kestrel.pipeline.transport import (
+    Delivery,
+    Poison,
+    RabbitTransport,
+    Stale,
+    Topology,
+    Transport,
+)
 from kestrel.store.findings import StateTable
 from kestrel.store.postgres import PostgresStore
 
@@ -83,6 +90,8 @@ class Worker:
                 self.store = PostgresStore(self.store_url)  # the database went away: reconnect
                 raise
             for route, body, headers, message_id in outgoing:
+                if not delivery.alive():  # the broker went away: the delivery comes again,
+                    raise Stale(delivery.message_id)  # and must not be overtaken by a later one
                 await self.transport.publish(route, body, headers, message_id)
             self.results.append(result)
 
@@ -220,7 +229,7 @@ async def run_worker(
     stages: Iterable[str] = ("intake", "detect"),
 ) -> None:
     """Consume the stages' queues until cancelled (``kestrel worker``)."""
-    transport = await RabbitTransport(broker, topology).open()
+    transport = await RabbitTransport(broker, topology).open(wait=float("inf"))
     worker = Worker(db, transport, topology, detectors)
     try:
         await transport.consume(stage_routes(topology, stages), worker.handle)

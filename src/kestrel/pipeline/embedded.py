@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from kestrel.detect import DETECTORS, Detector
+from kestrel.detect.cloud.common import forget_batch_columns
 from kestrel.detect.profile import EntityProfiler
 from kestrel.events import Batch
 from kestrel.findings import Finding
@@ -80,6 +81,7 @@ def run_detection(
         last = batch.column("time")[-1].as_py()
         if progress:
             progress(batch.num_rows)
+    forget_batch_columns()
     report.findings.extend(_flush(detectors))
     _drop_suppressed(store, report)
     if persist:

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from kestrel.detect.sigma import SigmaEngine, compile_rules, load_text
+from kestrel.detect.sigma import SigmaEngine, compile_rules, evaluate, load_text, prefilter
 from kestrel.events import Batch
 from kestrel.ingest.framing import RawRecords, canonical
 from kestrel.ingest.windows import evtx_canonical, normalize
@@ -87,8 +87,26 @@ def shape(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+PATHS = ("polars", "python")
+
+
+def use_path(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """Force one evaluation path: ``polars`` (plans, ``extract_many``: what many candidates
+    get) or ``python`` (predicates, the automaton kept between batches: what few get)."""
+    few = 0 if path == "polars" else 10**9
+    monkeypatch.setattr(evaluate, "PY_CANDIDATES", few)
+    monkeypatch.setattr(prefilter, "KEPT_AUTOMATON_ROWS", few)
+
+
+@pytest.fixture(params=PATHS)
+def engine_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every semantics test runs on both evaluation paths."""
+    use_path(monkeypatch, str(request.param))
+    return str(request.param)
+
+
 @pytest.fixture
-def match(shape: str) -> Match:
+def match(shape: str, engine_path: str) -> Match:
     """``match(detection_yaml, events, category=...)`` → the record ids the rule fires on."""
 
     def run(

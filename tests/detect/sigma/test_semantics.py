@@ -92,6 +92,19 @@ def test_cidr(match, event):
     assert match(det, events, category="network_connection") == [1]
 
 
+def test_cidr_ipv6(match, event):
+    # pySigma expands fe80::/10 to fe8?:* ... feb?:*, "?" one hex digit (found by the 1M
+    # agreement with SQLite: it was taken as a literal "?", so no IPv6 range ever matched).
+    ips = ["fe80:0:0:0:3816:b2ee:1b9b:324b", "FEBF::1", "fec0::1", "fe8::1", "::1"]
+    events = [event(3, i, DestinationIp=ip) for i, ip in enumerate(ips, 1)]
+    det = "    sel:\n        DestinationIp|cidr:\n            - 'fe80::/10'\n    condition: sel"
+    # fe8::1 (0fe8::1) is outside the range, but the patterns are text: "?" matches its ":",
+    # as in pySigma's own backends (SQLite: LIKE 'fe8_:%').
+    assert match(det, events, category="network_connection") == [1, 2, 4]
+    det = "    sel:\n        DestinationIp|cidr: '::1/128'\n    condition: sel"
+    assert match(det, events, category="network_connection") == [5]
+
+
 def test_numeric_comparisons(match, event):
     events = [event(3, i, DestinationPort=p) for i, p in enumerate((22, 4444, 8080), 1)]
     det = (

@@ -15,6 +15,7 @@ from kestrel.api.deps import AGENT_SEEN_EVERY, ApiState, Sender, State
 from kestrel.api.intake import IntakeError, Parsed, gunzip, parse_body, rejection_list
 from kestrel.api.routes import AUTH_ERRORS
 from kestrel.api.schemas import IntakeResult, Problem
+from kestrel.api.spool import SpoolWriter
 from kestrel.ingest.base import rejected_table
 from kestrel.store import AppendResult
 
@@ -90,7 +91,7 @@ def accept(
     started = perf_counter()
     parsed = parse_body(gunzip(body, s.max_decoded_bytes), fmt, f"api/{who.name}", s.max_events)
     state.metrics.stage_seconds.labels("parse").observe(perf_counter() - started)
-    result = _store(state, parsed)
+    result = _store(state, parsed, body, f"api/{who.name}")
     if who.role is Role.AGENT and who.agent_id:
         _note_agent(state, who.agent_id, parsed, version)
     if state.detect is not None and parsed.batch.num_rows:
@@ -103,15 +104,23 @@ def accept(
     )  # fmt: skip
 
 
-def _store(state: ApiState, parsed: Parsed) -> AppendResult:
-    """Hand the batch to the group writer (appended with other requests' batches)."""
+def _store(state: ApiState, parsed: Parsed, body: bytes, name: str) -> AppendResult:
+    """Hand the batch to the writer: the spool (answered once the body is durable there)
+    or the group writer (answered after the store commit, with other requests' batches)."""
     rejected = rejected_table(parsed.rejected, parsed.format) if parsed.rejected else None
-    state.metrics.queue_depth.inc()
     started = perf_counter()
-    try:
-        result = state.writer.submit(parsed.batch, rejected)
-    finally:
-        state.metrics.queue_depth.dec()
+    writer = state.writer
+    if isinstance(writer, SpoolWriter):
+        if parsed.batch.num_rows == 0 and rejected is None:
+            return AppendResult(0, 0)  # "[]": nothing to keep
+        result = writer.submit(parsed.batch, rejected, parsed.format, name, body)
+        state.metrics.queue_depth.set(writer.pending())
+    else:
+        state.metrics.queue_depth.inc()
+        try:
+            result = writer.submit(parsed.batch, rejected)
+        finally:
+            state.metrics.queue_depth.dec()
     state.metrics.stage_seconds.labels("store").observe(perf_counter() - started)
     return result
 
@@ -142,8 +151,8 @@ def _note_agent(state: ApiState, agent_id: str, parsed: Parsed, version: str | N
     state.agent_marks[agent_id] = now
     hosts = parsed.batch.column("host").drop_null()
     host = hosts[-1].as_py() if len(hosts) else None
-    with state.lock:
-        state.mgmt.agent_seen(agent_id, host, version, facts)
+    with state.side() as mgmt:
+        mgmt.agent_seen(agent_id, host, version, facts)
 
 
 def _facts(parsed: Parsed) -> dict[str, Any] | None:

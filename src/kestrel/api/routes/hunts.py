@@ -14,7 +14,11 @@ from kestrel.api.schemas import HuntProblem, HuntRequest, HuntResult
 
 router = APIRouter(prefix="/hunts", tags=["hunts"], responses=AUTH_ERRORS)
 _ERRORS: dict[int | str, dict[str, object]] = {
-    422: {"model": HuntProblem, "description": "A hunt that cannot run (line, column, why)"},
+    422: {
+        "model": HuntProblem,
+        "description": "A hunt that cannot run (line, column, why; "
+        "reason invalid), or one stopped at the server's time limit (reason time_limit)",
+    },
 }
 
 

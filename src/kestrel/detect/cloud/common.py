@@ -7,6 +7,7 @@ Python objects (`finding_rows`).
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
@@ -27,13 +28,54 @@ def frame(batch: Batch, columns: Sequence[str], where: pl.Expr | None = None) ->
     """The named columns of ``batch`` (plus ``event_id``, ``time``, ``raw``, ``source``)
     as a Polars frame, filtered by ``where``; extra input columns are ignored."""
     names = list(dict.fromkeys(["event_id", "time", "source", "raw", *columns]))
-    present = [n for n in names if n in batch.column_names]
-    out = pl.from_arrow(batch.select(present))
-    assert isinstance(out, pl.DataFrame)
-    for name in names:
-        if name not in out.columns:
-            out = out.with_columns(pl.lit(None, pl.String).alias(name))
+    out = batch_columns(batch, names)
     return out if where is None else out.filter(where)
+
+
+class _BatchColumns:
+    """The Polars columns of the latest batch, converted from Arrow once: every cloud
+    detector and the profiler read the same batch, so each column is converted once per
+    batch, not once per reader. Holds only the latest batch (by identity)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batch: Batch | None = None
+        self._columns: dict[str, pl.Series] = {}
+
+    def get(self, batch: Batch, names: Sequence[str]) -> pl.DataFrame:
+        with self._lock:
+            if self._batch is not batch:
+                self._batch, self._columns = batch, {}
+            cols = self._columns
+            todo = [n for n in names if n not in cols and n in batch.column_names]
+            if todo:
+                converted = pl.from_arrow(batch.select(todo))
+                assert isinstance(converted, pl.DataFrame)
+                cols.update(zip(todo, converted.get_columns(), strict=True))
+            height = batch.num_rows
+            return pl.DataFrame(
+                [cols[n] if n in cols else pl.repeat(None, height, dtype=pl.String, eager=True)
+                 .alias(n) for n in names]
+            )  # fmt: skip
+
+    def forget(self) -> None:
+        with self._lock:
+            self._batch, self._columns = None, {}
+
+
+_COLUMNS = _BatchColumns()
+
+
+def forget_batch_columns() -> None:
+    """Drop the converted columns of the latest batch (the runner calls it after a run, so
+    a long-lived process does not keep its last batch in memory)."""
+    _COLUMNS.forget()
+
+
+def batch_columns(batch: Batch, names: Sequence[str]) -> pl.DataFrame:
+    """The named columns of ``batch`` as a Polars frame (a column the batch lacks is all
+    null strings), converted once per batch and shared by every reader of that batch."""
+    return _COLUMNS.get(batch, names)
 
 
 def source_id() -> pl.Expr:
@@ -203,25 +245,31 @@ def high_runs(
     """``windows`` with ``run``: how many consecutive windows (this one included) of the
     entity had every sample at or above ``mark`` (0 when this one did not), carried across
     batches by ``runs`` (``RUN_SCHEMA``: the entity's last high window and its run length).
-    Returns the windows and the updated ``runs``."""
-    high = pl.col("util_min").fill_null(0) >= mark
-    prev = pl.col("window_start").shift(1).over("entity_id")
-    prev_high = high.shift(1).over("entity_id").fill_null(False)
-    starts = ~high | ~prev_high | ((pl.col("window_start") - prev) != step)
-    w = windows.sort("entity_id", "window_start").with_columns(
-        high.alias("_high"), starts.cum_sum().over("entity_id").alias("_streak")
+    Returns the windows and the updated ``runs``.
+
+    Only the high windows are ranked (few, beside every window of every GPU): a high window
+    starts a streak unless the entity's previous high window is exactly ``step`` before it,
+    which is the same as "the previous window of the entity was high and adjacent"."""
+    is_high = pl.col("util_min").fill_null(0) >= mark
+    ws = pl.col("window_start")
+    hi = windows.filter(is_high).select(_RUN_KEYS).sort(_RUN_KEYS)
+    same = pl.col("entity_id") == pl.col("entity_id").shift(1)
+    start = (~same | ((ws - ws.shift(1)) != step)).fill_null(True)
+    idx = pl.int_range(pl.len(), dtype=pl.Int64)
+    hi = hi.with_columns(
+        (idx - pl.when(start).then(idx).forward_fill() + 1).alias("_pos"),
+        pl.when(start).then(ws).forward_fill().alias("_head"),
+    ).join(runs, on="entity_id", how="left")
+    carry = pl.when(pl.col("_head") - step == pl.col("run_end")).then(pl.col("run_len"))
+    hi = hi.select(*_RUN_KEYS, (pl.col("_pos") + carry.otherwise(0)).alias("run"))
+    out = windows.join(hi, on=_RUN_KEYS, how="left").with_columns(pl.col("run").fill_null(0))
+    # the run state of each entity in the batch: its last window, if that one was high
+    last = windows.group_by("entity_id").agg(ws.max())
+    new = hi.join(last, on=_RUN_KEYS, how="semi").select(
+        "entity_id", ws.dt.cast_time_unit("us").alias("run_end"), pl.col("run").alias("run_len")
     )
-    w = w.with_columns(pl.int_range(1, pl.len() + 1).over("entity_id", "_streak").alias("_pos"))
-    head = pl.col("window_start").min().over("entity_id", "_streak")
-    carry = pl.when(head - step == pl.col("run_end")).then(pl.col("run_len")).otherwise(0)
-    w = w.join(runs, on="entity_id", how="left").with_columns(
-        pl.when(pl.col("_high")).then(pl.col("_pos") + carry).otherwise(0).alias("run")
-    )
-    last = w.group_by("entity_id").agg(pl.all().sort_by("window_start").last())
-    new = last.filter(pl.col("_high")).select(
-        "entity_id", pl.col("window_start").dt.cast_time_unit("us").alias("run_end"),
-        pl.col("run").cast(pl.Int64).alias("run_len"),
-    )  # fmt: skip
-    kept = runs.join(last.select("entity_id"), on="entity_id", how="anti")
-    out = w.drop("_high", "_streak", "_pos", "run_end", "run_len")
-    return out, pl.concat([kept, new]).cast(RUN_SCHEMA)  # type: ignore[arg-type]
+    kept = runs.join(last, on="entity_id", how="anti")
+    return out, pl.concat([kept, new.cast(RUN_SCHEMA)])  # type: ignore[arg-type]
+
+
+_RUN_KEYS = ["entity_id", "window_start"]

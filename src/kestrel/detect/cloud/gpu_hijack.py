@@ -100,17 +100,8 @@ class GPUHijackDetector(StatefulDetector):
         return [self._finding(w) for w in flagged.join(ev, on=_WIN).iter_rows(named=True)]
 
     def _score(self, windows: pl.DataFrame) -> pl.DataFrame:
-        long = windows.unpivot(
-            index=_WIN, on=["gpu_util", "power_watts"], variable_name="metric", value_name="v"
-        ).filter(pl.col("v").is_not_null())
-        scored = self._baseline.score_then_learn(long, "v")
-        wide = scored.pivot(on="metric", index=_WIN, values=["z", "base_mean", "base_n"])
-        need = ("z_gpu_util", "z_power_watts", "base_mean_gpu_util", "base_mean_power_watts",
-                "base_n_gpu_util")  # fmt: skip
-        for col in need:
-            if col not in wide.columns:
-                wide = wide.with_columns(pl.lit(None, pl.Float64).alias(col))
-        out = self._with_age(windows.join(wide, on=_WIN, how="left"))
+        scored = self._baseline.score_then_learn_wide(windows, _METRICS)
+        out = self._with_age(scored)
         new = out.join(self._regions, on=["entity_id", "cloud_region"], how="anti")
         return out.join(new.select(*_WIN, pl.lit(True).alias("region_new")), on=_WIN, how="left")
 

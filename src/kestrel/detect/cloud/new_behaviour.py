@@ -8,9 +8,15 @@ Two kinds of "new":
   user, opening port 22 to the world, ...). A row it has triggered before (in the learnt
   state) is not new and gives no signal: an automation role that rotates keys every night is
   not flagged every night. ``high`` rows count as two signals (severity high on their own).
-* **novel operation** — a *mutating* operation (not Describe / List / Get / Head / Lookup)
-  the principal never called, once the principal has at least ``min_history`` calls in its
-  history. Read-only first uses are too common to be worth an analyst's time.
+* **novel operation** — a successful call (a failed one changed nothing) of a *mutating*
+  operation (not Describe / List / Get / Head / Lookup) the principal never called, once
+  the principal has at least ``min_history`` calls in its history. Read-only first uses are
+  too common to be worth an analyst's time.
+
+Calls by AWS service-linked roles (``:role/aws-service-role/``) are AWS acting on the
+account, not a principal's behaviour: they are not scored, except by table rows that say
+``service_roles: true`` (GPU instances launched by an auto-scaling group still cost money).
+Records without a principal are scored as the account's unknown principal.
 
 Signals of one principal in one window (``window_minutes``) make one finding, so
 CreateUser + AttachUserPolicy(Administrator) + CreateAccessKey is one critical finding.
@@ -26,12 +32,19 @@ from typing import Any, ClassVar
 import polars as pl
 
 from kestrel.detect.cloud.common import StatefulDetector, evidence_by, frame, make_finding
-from kestrel.detect.cloud.sensitive import DEFAULT_TABLE, SensitiveRule, load_table, match
+from kestrel.detect.cloud.sensitive import (
+    COLUMNS,
+    DEFAULT_TABLE,
+    SensitiveRule,
+    load_table,
+    match,
+    service_linked,
+    succeeded,
+)
 from kestrel.events import Batch
 from kestrel.findings import Entity, Finding, Signal
 
-_COLUMNS = ("class", "entity_id", "entity_type", "user_name", "cloud_operation",
-            "cloud_principal_type", "cloud_error_code")  # fmt: skip
+_COLUMNS = ("class", "entity_type", "cloud_account", *COLUMNS)
 _SEEN = {"entity_id": pl.String(), "key": pl.String()}
 _COUNTS = {"entity_id": pl.String(), "n": pl.Int64()}
 _READ_ONLY = r"^(Describe|List|Get|Head|Lookup|BatchGet|Search|Check|Preview|Test)"
@@ -61,48 +74,77 @@ class NewBehaviourDetector(StatefulDetector):
     def detect(self, batch: Batch) -> list[Finding]:
         """Findings for the principals of ``batch`` that did something new."""
         ptype = pl.col("cloud_principal_type").fill_null("")
-        where = (
-            pl.col("class").is_in(["api_activity", "auth"])
-            & pl.col("entity_id").is_not_null()
-            & ~ptype.is_in(list(self._params["ignore_types"]))
+        where = pl.col("class").is_in(["api_activity", "auth"]) & ~ptype.is_in(
+            list(self._params["ignore_types"])
         )
         events = frame(batch, _COLUMNS, where).with_columns(
-            pl.col("time").dt.truncate(self.window).alias("window_start")
+            pl.col("time").dt.truncate(self.window).alias("window_start"),
+            _entity().alias("entity_id"),
+            pl.col("entity_type").fill_null("principal"),
         )
         if events.is_empty():
             return []
-        sensitive = self._sensitive(events)
-        novel = self._novel(events).join(sensitive, on="event_id", how="anti")
+        matched = self._match(events)
+        new = self._new_pairs(events, matched)
+        sensitive = self._sensitive(matched, new)
+        novel = self._novel(events, new).join(sensitive, on="event_id", how="anti")
         hits = pl.concat([sensitive, novel], how="diagonal")
-        self._learn(events)
+        self._learn(events, new)
         return self._findings(hits, events)
 
-    def _sensitive(self, events: pl.DataFrame) -> pl.DataFrame:
+    def _new_pairs(self, events: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
+        """The batch's (principal, key) pairs that are not in the seen set, in order of
+        first occurrence: one anti-join against the seen set per batch, which the sensitive
+        and novel checks and the learning all use."""
+        ops = events.select("entity_id", ("op:" + pl.col("cloud_operation")).alias("key"))
+        rules = matched.select("entity_id", ("rule:" + pl.col("rule")).alias("key"))
+        pairs = pl.concat([ops, rules]).unique(maintain_order=True)
+        return pairs.join(self._seen, on=["entity_id", "key"], how="anti", maintain_order="left")
+
+    def _match(self, events: pl.DataFrame) -> pl.DataFrame:
+        """`match` over only the rows and rules that can match (the same rows out, far less
+        work): a rule matches only rows with one of its operations (and its services and
+        principal types, where it names them), so rules whose operations the batch lacks,
+        and rows that no remaining rule's operations cover, never reach the JSON paths."""
+        present = set(events["cloud_operation"].drop_nulls().unique().to_list())
+        rules = tuple(r for r in self.rules if not r.ops or present & set(r.ops))
+        parts = []
+        for group in _linked(rules):  # rules that name each other in unless_rules go together
+            gate = pl.any_horizontal(pl.lit(False), *[_gate(r) for r in group])
+            rows = events.filter(gate.fill_null(False))
+            if rows.height:
+                parts.append(match(rows, group))
+        return pl.concat(parts) if parts else match(events.clear(), ())
+
+    def _sensitive(self, matched: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
         """Rows matching a table rule the principal never triggered (bursts counted)."""
-        found = match(events, self.rules).with_columns(("rule:" + pl.col("rule")).alias("key"))
-        found = found.join(self._seen, on=["entity_id", "key"], how="anti")
+        found = matched.with_columns(("rule:" + pl.col("rule")).alias("key"))
+        found = found.join(new, on=["entity_id", "key"], how="semi")
         need = pl.col("rule").replace_strict(
             {r.id: r.min_count for r in self.rules}, default=1, return_dtype=pl.Int64
         )
         count = pl.len().over("entity_id", "rule", "window_start")
         return found.filter(count >= need).select("event_id", *_WIN, "key", "rule")
 
-    def _novel(self, events: pl.DataFrame) -> pl.DataFrame:
+    def _novel(self, events: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
         """First calls of a mutating operation by a principal with enough history."""
-        writes = events.filter(~pl.col("cloud_operation").str.contains(_READ_ONLY))
+        # the read-only test on the batch's distinct operations, not on every call
+        ops = events["cloud_operation"].drop_nulls().unique()
+        mutating = ops.filter(~ops.str.contains(_READ_ONLY))
+        writes = events.filter(
+            pl.col("cloud_operation").is_in(mutating.implode()) & ~service_linked()
+        )
         keyed = writes.with_columns(("op:" + pl.col("cloud_operation")).alias("key"))
         old = self._counts.filter(pl.col("n") >= self._params["min_history"])
-        new = keyed.join(old.select("entity_id"), on="entity_id", how="semi").join(
-            self._seen, on=["entity_id", "key"], how="anti"
+        first = keyed.join(new, on=["entity_id", "key"], how="semi").join(
+            old.select("entity_id"), on="entity_id", how="semi"
         )
-        return new.select("event_id", *_WIN, "key")
+        # succeeded() reads the response JSON: only on the few first calls left
+        return first.filter(succeeded()).select("event_id", *_WIN, "key")
 
-    def _learn(self, events: pl.DataFrame) -> None:
-        ops = events.select("entity_id", ("op:" + pl.col("cloud_operation")).alias("key"))
-        rules = match(events, self.rules).select(
-            "entity_id", ("rule:" + pl.col("rule")).alias("key")
-        )
-        self._seen = pl.concat([self._seen, ops, rules]).unique(maintain_order=True)
+    def _learn(self, events: pl.DataFrame, new: pl.DataFrame) -> None:
+        # only the batch's pairs not seen before are added (not a unique over the whole set)
+        self._seen = pl.concat([self._seen, new])
         counts = events.group_by("entity_id").agg(pl.len().cast(pl.Int64).alias("n"))
         self._counts = (
             pl.concat([self._counts, counts]).group_by("entity_id").agg(pl.col("n").sum())
@@ -137,3 +179,41 @@ class NewBehaviourDetector(StatefulDetector):
         level = "sensitive" if rule.level == "high" else "novelty"
         detail = f"first time for this principal; {', '.join(rule.ops) or 'any operation'}"
         return Signal(f"new.sensitive:{name}", name, float(rule.min_count), detail, level)
+
+
+def _entity() -> pl.Expr:
+    """The principal; a record that names none (a CloudTrail record without userIdentity)
+    is kept under its account's unknown principal rather than dropped: a sensitive call
+    with no known caller is no less sensitive."""
+    unknown = pl.lit("aws:unknown-principal:") + pl.col("cloud_account").fill_null("unknown")
+    return pl.col("entity_id").fill_null(unknown)
+
+
+def _linked(rules: tuple[SensitiveRule, ...]) -> list[tuple[SensitiveRule, ...]]:
+    """``rules`` in groups that `match` must see together: a rule and every rule its
+    ``unless_rules`` name (transitively, both ways), in table order."""
+    group = {r.id: {r.id} for r in rules}
+    for r in rules:
+        for other in r.unless_rules:
+            if other in group and group[other] is not group[r.id]:
+                merged = group[r.id] | group[other]
+                for rid in merged:
+                    group[rid] = merged
+    out: list[tuple[SensitiveRule, ...]] = []
+    done: set[str] = set()
+    for r in rules:
+        if r.id not in done:
+            out.append(tuple(x for x in rules if x.id in group[r.id]))
+            done |= group[r.id]
+    return out
+
+
+def _gate(rule: SensitiveRule) -> pl.Expr:
+    """What a row must have for ``rule`` to match it: the columns its expression requires
+    before any JSON path (a superset of the rule's matches)."""
+    out = pl.col("cloud_operation").is_in(list(rule.ops)) if rule.ops else pl.lit(True)
+    if rule.source:
+        out = out & pl.col("cloud_service").is_in(list(rule.source))
+    if rule.principal:
+        out = out & pl.col("cloud_principal_type").is_in(list(rule.principal))
+    return out

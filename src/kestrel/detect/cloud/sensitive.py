@@ -3,13 +3,22 @@ and matched over a frame of API calls with one Polars expression per rule.
 
 The table is data so that it can be reviewed line by line and extended without code; the
 detector that uses it (`NewBehaviourDetector`) decides what is *new* for each principal.
+
+A rule names operations and the request conditions that make them dangerous (a security
+group opened to ``0.0.0.0/0``, not any ingress rule; a snapshot shared with an account, not
+any attribute change). By default only *successful* calls count: a failed ``StopLogging``
+changed nothing, and failed attempts are the business of `CloudAPIAbuseDetector`'s error
+rate. Rules whose very attempt is the signal (reading instance passwords, leaving the
+organization) say ``attempts: true``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import yaml
@@ -18,6 +27,12 @@ from kestrel.errors import ConfigError
 
 DEFAULT_TABLE = Path(__file__).with_name("sensitive_operations.yml")
 _LEVELS = ("high", "medium")
+# columns `match` reads (besides ``raw``); callers must provide them
+COLUMNS = ("entity_id", "cloud_operation", "cloud_service", "cloud_principal_type",
+           "cloud_error_code", "outcome", "user_name")  # fmt: skip
+# service-linked roles can only be assumed by the AWS service they belong to: their calls are
+# AWS acting on the account (Trusted Advisor, SSO, Backup), not a principal's behaviour
+SERVICE_LINKED = ":role/aws-service-role/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,53 +43,137 @@ class SensitiveRule:
     ops: tuple[str, ...]
     level: str
     techniques: tuple[str, ...]
+    source: tuple[str, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+    params_unless: tuple[tuple[str, str], ...] = ()
+    principal: tuple[str, ...] = ()
+    attempts: bool = False
     when: tuple[str, ...] = ()
     unless: tuple[str, ...] = ()
+    unless_rules: tuple[str, ...] = ()
     other_user: bool = False
     min_count: int = 1
+    service_roles: bool = False
 
     def expr(self) -> pl.Expr:
-        """True on the rows of a frame of API calls this rule matches."""
+        """True on the rows of a frame of API calls this rule matches (without
+        ``unless_rules``, which `match` applies)."""
         raw = pl.col("raw")
         out = pl.col("cloud_operation").is_in(list(self.ops)) if self.ops else pl.lit(True)
+        if self.source:
+            out = out & pl.col("cloud_service").is_in(list(self.source))
+        if self.principal:
+            out = out & pl.col("cloud_principal_type").is_in(list(self.principal))
+        if not self.attempts:
+            out = out & succeeded()
+        if not self.service_roles:
+            out = out & ~service_linked()
+        # records AWS itself writes (scheduled key rotation, ...) are no principal's doing
+        out = out & (_field("eventType").fill_null("") != "AwsServiceEvent")
+        for path, pattern in self.params:
+            out = out & _field(path).str.contains(pattern).fill_null(False)
+        for path, pattern in self.params_unless:
+            out = out & ~_field(path).str.contains(pattern).fill_null(False)
         for pattern in self.when:
             out = out & raw.str.contains(pattern)
         for pattern in self.unless:
             out = out & ~raw.str.contains(pattern)
         if self.other_user:
-            target = raw.str.json_path_match("$.requestParameters.userName")
+            target = _field("requestParameters.userName")
             out = out & target.is_not_null() & (target != pl.col("user_name").fill_null(""))
         return out.fill_null(False)
+
+
+def succeeded() -> pl.Expr:
+    """True on calls that did what they asked: no error code, not a failed login, and not a
+    sign-in event whose response says ``Failure`` (``{"PasswordUpdated":"Failure"}``)."""
+    failed_signin = _field("responseElements").str.contains(r'^\{"\w+":"Failure"\}$')
+    return (
+        (pl.col("cloud_error_code").fill_null("") == "")
+        & (pl.col("outcome").fill_null("") != "failure")
+        & ~failed_signin.fill_null(False)
+    )
+
+
+def service_linked() -> pl.Expr:
+    """True on calls by an AWS service-linked role."""
+    return pl.col("entity_id").fill_null("").str.contains(SERVICE_LINKED, literal=True)
+
+
+def _field(path: str) -> pl.Expr:
+    """The value at a dotted path of the record (objects as JSON text), or null."""
+    return pl.col("raw").str.json_path_match("$." + path)
 
 
 @cache
 def load_table(path: Path = DEFAULT_TABLE) -> tuple[SensitiveRule, ...]:
     """The rules of a table file. Raises `ConfigError` with the entry for a bad one."""
     entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    return tuple(_rule(e, path) for e in entries)
+    rules = tuple(_rule(e, path) for e in entries)
+    ids = [r.id for r in rules]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: duplicate rule ids")
+    for r in rules:
+        if missing := set(r.unless_rules) - set(ids):
+            raise ConfigError(f"{path}: {r.id}: unless_rules names unknown {sorted(missing)}")
+    return rules
 
 
-def _rule(entry: dict[str, object], path: Path) -> SensitiveRule:
+def _strs(entry: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = entry.get(key) or ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _pairs(entry: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    value = entry.get(key) or {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{key} must be a mapping of path: regex")
+    return tuple((str(k), str(v)) for k, v in value.items())
+
+
+_FIELDS = {"id", "ops", "level", "techniques", "source", "params", "params_unless",
+           "principal", "attempts", "when", "unless", "unless_rules", "other_user",
+           "min_count", "service_roles"}  # fmt: skip
+
+
+def _rule(entry: dict[str, Any], path: Path) -> SensitiveRule:
     try:
+        if extra := set(entry) - _FIELDS:
+            raise KeyError(f"unknown fields {sorted(extra)}")
         rule = SensitiveRule(
             id=str(entry["id"]),
-            ops=tuple(str(o) for o in entry.get("ops") or ()),  # type: ignore[attr-defined]
+            ops=_strs(entry, "ops"),
             level=str(entry.get("level", "medium")),
-            techniques=tuple(str(t) for t in entry["techniques"]),  # type: ignore[attr-defined]
-            when=tuple(str(w) for w in entry.get("when") or ()),  # type: ignore[attr-defined]
-            unless=tuple(str(w) for w in entry.get("unless") or ()),  # type: ignore[attr-defined]
+            techniques=_strs(entry, "techniques"),
+            source=_strs(entry, "source"),
+            params=_pairs(entry, "params"),
+            params_unless=_pairs(entry, "params_unless"),
+            principal=_strs(entry, "principal"),
+            attempts=bool(entry.get("attempts", False)),
+            when=_strs(entry, "when"),
+            unless=_strs(entry, "unless"),
+            unless_rules=_strs(entry, "unless_rules"),
             other_user=bool(entry.get("other_user", False)),
-            min_count=int(entry.get("min_count", 1)),  # type: ignore[call-overload]
+            min_count=int(entry.get("min_count", 1)),
+            service_roles=bool(entry.get("service_roles", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: bad sensitive-operation entry {entry!r}: {exc}") from exc
     if rule.level not in _LEVELS:
         raise ConfigError(f"{path}: {rule.id}: level must be one of {_LEVELS}")
+    if not rule.techniques:
+        raise ConfigError(f"{path}: {rule.id}: no techniques")
     return rule
 
 
 def match(events: pl.DataFrame, rules: tuple[SensitiveRule, ...]) -> pl.DataFrame:
-    """The rows of ``events`` that match a rule, one row per (event, rule), with ``rule``."""
+    """The rows of ``events`` that match a rule, one row per (event, rule), with ``rule``.
+
+    A rule with ``unless_rules`` stays silent on an event one of those rules matched (the
+    more specific row speaks for it: an admin policy attached is not also "a policy
+    attached")."""
     ops = sorted({o for r in rules for o in r.ops})
     anywhere = [r for r in rules if not r.ops]
     cand = pl.col("cloud_operation").is_in(ops)
@@ -83,6 +182,15 @@ def match(events: pl.DataFrame, rules: tuple[SensitiveRule, ...]) -> pl.DataFram
     subset = events.filter(cand.fill_null(False))
     if subset.is_empty():
         return subset.with_columns(pl.lit(None, pl.String).alias("rule"))
-    hits = [pl.when(r.expr()).then(pl.lit(r.id)) for r in rules]
-    found = subset.with_columns(pl.concat_list(hits).list.drop_nulls().alias("rule"))
+    by_id = {r.id: r for r in rules}
+    flags = subset.select([r.expr().alias(r.id) for r in rules])
+    hits = []
+    for r in rules:
+        hit = pl.col(r.id)
+        for other in r.unless_rules:
+            if other in by_id:
+                hit = hit & ~pl.col(other)
+        hits.append(pl.when(hit).then(pl.lit(r.id)))
+    found = subset.with_columns(flags.select(pl.concat_list(hits).list.drop_nulls())
+                                .to_series().alias("rule"))  # fmt: skip
     return found.explode("rule").filter(pl.col("rule").is_not_null())

@@ -12,7 +12,6 @@ those so one bad rule never stops the others.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,16 +28,18 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
-from sigma.types import SigmaNumber, SigmaString, SigmaType, SpecialChars
+from sigma.types import SigmaType
 
 from kestrel.detect.sigma.literals import Clauses, any_clauses, clauses
 from kestrel.detect.sigma.load import RuleError, RuleIssue, rule_source
 from kestrel.detect.sigma.pipelines import Dispatch, kestrel_pipeline, logsource_dispatch
+from kestrel.detect.sigma.pyeval import Names, Pred, predicate
 from kestrel.detect.sigma.values import (
     Kind,
     all_,
     any_,
     any_of,
+    keyword_parts,
     match_value,
     parts_match,
     plain_kind,
@@ -49,6 +50,7 @@ _INT_COLUMNS = frozenset(f.name for f in SCHEMA if f.type == "int64")
 _COLUMNS = frozenset(SCHEMA.names) - {"raw"}
 RAW_PREFIX = "raw:"
 LOWER_PREFIX = "lc:"
+KEYWORDS = LOWER_PREFIX + "raw"  # what a keyword (a value without a field) searches
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class CompiledRule:
     literals: Clauses  # the prefilter: every clause must have a literal in the record
     columns: set[str] = field(default_factory=set)  # frame columns the expression reads
     fields: tuple[str, ...] = ()  # the rule's fields, for the finding's matched-field detail
+    pred: Pred | None = None  # the same rule in Python, for few candidates (`pyeval.py`)
 
 
 @dataclass(slots=True)
@@ -83,13 +86,17 @@ class _Refs:
     fields: list[str] = field(default_factory=list)
 
     def resolve(self, name: str, lower: bool) -> pl.Expr:
+        return pl.col(self.column(name, lower))
+
+    def column(self, name: str, lower: bool) -> str:
+        """The frame column holding field ``name`` (lower-cased if ``lower``), noted as read."""
         data = name if name in _COLUMNS else RAW_PREFIX + name
         if lower and name not in _INT_COLUMNS:
             data = LOWER_PREFIX + data
         self.names.add(data)
         if name not in self.fields:
             self.fields.append(name)
-        return pl.col(data)
+        return data
 
 
 def compile_rule(rule: SigmaRule, pipeline: ProcessingPipeline | None = None) -> CompiledRule:
@@ -109,9 +116,10 @@ def compile_rule(rule: SigmaRule, pipeline: ProcessingPipeline | None = None) ->
     if not exprs:
         raise RuleError("the condition is empty", rule_source(rule))
     literals = any_clauses([clauses(t) for t in trees if t is not None])
+    pred = predicate(trees, Names(refs.column, _INT_COLUMNS.__contains__, KEYWORDS))
     return CompiledRule(
         meta_of(rule), logsource_dispatch(rule.logsource), any_(exprs).fill_null(False), literals,
-        refs.names, tuple(refs.fields),
+        refs.names, tuple(refs.fields), pred,
     )  # fmt: skip
 
 
@@ -178,29 +186,8 @@ def _plain(arg: object) -> tuple[tuple[str, Kind], str] | None:
 def _keyword(value: SigmaType, refs: _Refs) -> pl.Expr:
     """A value without a field: a substring of the whole record (``raw``, lower-cased, so the
     value's characters are JSON-escaped the way they appear there)."""
-    if isinstance(value, SigmaNumber):
-        value = SigmaString(str(value.number))
-    if not isinstance(value, SigmaString):
-        raise RuleError(f"keyword of type {type(value).__name__} is not supported")
-    refs.names.add(LOWER_PREFIX + "raw")
-    multi = SpecialChars.WILDCARD_MULTI
-    parts: list[str | SpecialChars] = [multi]
-    for p in value.s:
-        if isinstance(p, str):
-            parts.append(json.dumps(p.lower(), ensure_ascii=False)[1:-1])
-        elif isinstance(p, SpecialChars):
-            parts.append(p)
-    parts.append(multi)
-    return parts_match(pl.col(LOWER_PREFIX + "raw"), _squash(parts)).fill_null(False)
-
-
-def _squash(parts: list[str | SpecialChars]) -> list[str | SpecialChars]:
-    """Adjacent ``*`` collapse to one, so ``*abc*`` stays a plain contains."""
-    out: list[str | SpecialChars] = []
-    for p in parts:
-        if not (out and p is SpecialChars.WILDCARD_MULTI and out[-1] is p):
-            out.append(p)
-    return out
+    refs.names.add(KEYWORDS)
+    return parts_match(pl.col(KEYWORDS), keyword_parts(value)).fill_null(False)
 
 
 def meta_of(rule: SigmaRule | SigmaCorrelationRule) -> RuleMeta:

@@ -26,6 +26,7 @@ from kestrel.events import Batch
 from kestrel.findings import Finding
 
 RULES_ENV = "KESTREL_SIGMA_RULES"
+LEVELS = ("informational", "low", "medium", "high", "critical")
 
 
 def default_rule_paths() -> tuple[str, ...]:
@@ -39,9 +40,14 @@ class SigmaDetector:
 
     name: ClassVar[str] = "sigma"
 
-    def __init__(self, rules: Sequence[str] = (), window_minutes: int = 60) -> None:
+    def __init__(
+        self, rules: Sequence[str] = (), window_minutes: int = 60, min_level: str | None = None
+    ) -> None:
+        if min_level is not None and min_level not in LEVELS:
+            raise ValueError(f"unknown Sigma level {min_level!r}; one of {', '.join(LEVELS)}")
         self.rules = tuple(rules) or default_rule_paths()
         self.window_minutes = window_minutes
+        self.min_level = min_level
         self._engine: SigmaEngine | None = None
         self.correlations: list[Correlation] = []
         self.issues: list[RuleIssue] = []
@@ -64,6 +70,9 @@ class SigmaDetector:
         if self._engine is None:
             loaded = load_rules(self.rules) if self.rules else None
             compiled, issues = compile_rules(loaded.rules if loaded else [])
+            if self.min_level is not None:  # a site's noise floor: low rules fire on routine calls
+                floor = LEVELS.index(self.min_level)
+                compiled = [r for r in compiled if _rank(r.meta.level) >= floor]
             self.correlations, more = compile_correlations(loaded.correlations if loaded else [])
             self.issues = (loaded.issues if loaded else []) + issues + more
             self._engine = SigmaEngine(compiled)
@@ -87,6 +96,12 @@ class SigmaDetector:
         ids, n = [r.meta.id for r in self.engine.rules], len(self.engine.rules)
         found = [correlate(c, n + i, events, matches, ids) for i, c in enumerate(self.correlations)]
         return pl.concat(found)
+
+
+def _rank(level: str) -> int:
+    """Position of a rule's level in `LEVELS`; a rule with no or an unknown level ranks as
+    medium (Sigma's specification leaves level optional)."""
+    return LEVELS.index(level) if level in LEVELS else LEVELS.index("medium")
 
 
 def _as_rule(corr: Correlation) -> CompiledRule:

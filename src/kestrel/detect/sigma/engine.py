@@ -7,9 +7,12 @@ Three steps, all columnar, done per logsource:
 2. **Prefilter.** One Aho-Corasick pass (Polars ``extract_many``) over the lower-cased
    ``raw`` records of the logsource's events, with the literals of that logsource's rules
    only (`prefilter.py`), gives the (rule, event) candidate pairs. Rules that require no
-   literal (numbers, negations only) keep every event of their logsource.
+   literal (numbers, negations only) keep every event of their logsource. Logsources that
+   share events (``registry_add`` / ``delete`` / ``set`` / ``event``: Sysmon 12-14) are
+   scanned together, once, for all their literals (`_families`).
 3. **Evaluate.** The candidate rules of the logsource run together as one Polars plan over
-   one evaluation frame of their candidate events (`evaluate.py`, `frame.py`).
+   one evaluation frame of their candidate events (`evaluate.py`, `frame.py`); rules with
+   only a few candidates run as Python predicates over those (`pyeval.py`) instead.
 
 The result is a table of (rule, row) matches; `findings.py` turns it into findings.
 """
@@ -25,6 +28,7 @@ import polars as pl
 from kestrel.detect.sigma.compile import CompiledRule
 from kestrel.detect.sigma.evaluate import evaluate, jobs
 from kestrel.detect.sigma.frame import ROW
+from kestrel.detect.sigma.pipelines import Dispatch
 from kestrel.detect.sigma.prefilter import PAIR_SCHEMA, RULE, LogsourceRules
 from kestrel.events import Batch
 
@@ -49,6 +53,13 @@ class SigmaEngine:
         for i, rule in enumerate(self.rules):
             by_ds[rule.dispatch].append((i, rule))
         self.groups = [LogsourceRules.build(d, by_ds[d]) for d in self.dispatches]
+        # logsources whose events overlap: index → (family number, the family's merged rules)
+        self.family: dict[int, tuple[int, LogsourceRules]] = {}
+        for n, members in enumerate(_families(self.dispatches)):
+            if len(members) > 1:
+                both = [pair for k in members for pair in by_ds[self.dispatches[k]]]
+                merged = LogsourceRules.build(self.dispatches[members[0]], both)
+                self.family.update(dict.fromkeys(members, (n, merged)))
 
     def __repr__(self) -> str:
         n, lits = len(self.rules), sum(len(g.patterns) for g in self.groups)
@@ -59,16 +70,34 @@ class SigmaEngine:
         if batch.num_rows == 0 or not self.rules:
             return pl.DataFrame(schema=MATCH_SCHEMA)
         events = _events(batch)
-        work = self._rows_by_logsource(events)
-        found = _POOL.map(lambda gr: self._match_logsource(events, *gr), work)
+        tasks: dict[object, list[tuple[int, pl.Series]]] = {}
+        for k, rows in self._parts(events):
+            key = ("family", self.family[k][0]) if k in self.family else k
+            tasks.setdefault(key, []).append((k, rows))
+        found = _POOL.map(lambda work: self._match_logsources(events, work), tasks.values())
         return pl.concat([pl.DataFrame(schema=MATCH_SCHEMA), *found]).unique().sort(RULE, ROW)
 
-    def _match_logsource(
-        self, events: pl.DataFrame, group: LogsourceRules, rows: pl.Series
+    def _match_logsources(
+        self, events: pl.DataFrame, work: list[tuple[int, pl.Series]]
     ) -> pl.DataFrame:
-        """Prefilter and evaluation of one logsource's rules over its rows."""
-        todo = jobs(group.pairs(events, rows), group.unfiltered, rows)
-        return evaluate(events, self.rules, todo)
+        """Prefilter and evaluation of logsources' rules over their rows; several logsources
+        (one family) are scanned once, over all their rows, for all their literals."""
+        if len(work) == 1:
+            group, rows = self.groups[work[0][0]], work[0][1]
+            return evaluate(
+                events, self.rules, jobs(group.pairs(events, rows), group.unfiltered, rows)
+            )
+        merged = self.family[work[0][0]][1]
+        every = pl.concat([rows for _, rows in work]).unique().sort()
+        pairs = merged.pairs(events, every)
+        found = [pl.DataFrame(schema=MATCH_SCHEMA)]
+        for k, rows in work:
+            group = self.groups[k]
+            mine = pairs.filter(pl.col(RULE).is_in(group.rules)).join(
+                rows.to_frame(ROW), on=ROW, how="semi"
+            )
+            found.append(evaluate(events, self.rules, jobs(mine, group.unfiltered, rows)))
+        return pl.concat(found)
 
     def candidates(self, batch: Batch) -> pl.DataFrame:
         """The (rule, row) pairs left after dispatch and prefilter (for stats and tests)."""
@@ -82,6 +111,10 @@ class SigmaEngine:
 
     def _rows_by_logsource(self, events: pl.DataFrame) -> list[tuple[LogsourceRules, pl.Series]]:
         """Each logsource with the rows (sorted row numbers) of its events, if it has any."""
+        return [(self.groups[k], rows) for k, rows in self._parts(events)]
+
+    def _parts(self, events: pl.DataFrame) -> list[tuple[int, pl.Series]]:
+        """Each logsource's index with the rows (sorted row numbers) of its events."""
         keys = events.select(_KEY).unique()
         table = [
             (*key, i)
@@ -94,7 +127,27 @@ class SigmaEngine:
         accepted = pl.DataFrame(table, schema=schema, orient="row")
         groups = events.select(ROW, *_KEY).join(accepted, on=list(_KEY), nulls_equal=True)
         parts = groups.select(_DS, ROW).sort(_DS, ROW).partition_by(_DS, as_dict=True)
-        return [(self.groups[int(k[0])], p.get_column(ROW)) for k, p in parts.items()]
+        return [(int(k[0]), p.get_column(ROW)) for k, p in parts.items()]
+
+
+def _families(dispatches: list[Dispatch]) -> list[list[int]]:
+    """Indices of ``dispatches`` grouped where their events can overlap: the same readers and
+    channels, EventIDs that intersect (logsources without EventIDs stay on their own)."""
+    parent = list(range(len(dispatches)))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
+    for a, da in enumerate(dispatches):
+        for b, db in enumerate(dispatches[:a]):
+            if (da.sources, da.channels) == (db.sources, db.channels) and da.codes & db.codes:
+                parent[root(a)] = root(b)
+    out: dict[int, list[int]] = {}
+    for k in range(len(dispatches)):
+        out.setdefault(root(k), []).append(k)
+    return list(out.values())
 
 
 def _events(batch: Batch) -> pl.DataFrame:

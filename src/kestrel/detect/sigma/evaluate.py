@@ -16,6 +16,12 @@ A job whose rules would still do far more row work that way than over their own 
 (attack-dense data: every event a candidate of a few rules, each rule of few events) runs
 *sliced* instead: its candidate pairs gathered into one long frame sorted by rule, each rule
 filtering its own slice, all slices collected as one plan.
+
+That fixed cost per node is still ~0.5 ms per rule, most of a micro-batch. So a rule with at
+most `PY_CANDIDATES` candidates is not planned at all: its Python predicate (`pyeval.py`,
+compiled from the same condition tree, reading the same frame columns) checks each of its
+(rule, event) pairs, a few microseconds each. Should a value be one the predicate cannot
+judge exactly as Polars would, the rule goes back to Polars for that batch.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ import polars as pl
 from kestrel.detect.sigma.compile import CompiledRule
 from kestrel.detect.sigma.frame import ROW, build_frame
 from kestrel.detect.sigma.prefilter import PAIR_SCHEMA, RULE
+from kestrel.detect.sigma.pyeval import FallbackError
 
 SMALL_JOB_ROWS = 1024  # rules with fewer candidates than this all share one job
 SLICED_WASTE = 8  # run sliced when rules x rows exceeds the candidate pairs this many times
+PY_CANDIDATES = 128  # a rule with at most this many candidates runs as a Python predicate
 _JOB = "__job"
 _HIT = "__hit"
 
@@ -78,14 +86,81 @@ def _one_job(pairs: pl.DataFrame) -> Job:
 
 
 def evaluate(events: pl.DataFrame, rules: Sequence[CompiledRule], todo: list[Job]) -> pl.DataFrame:
-    """(rule, row) matches of every job; one evaluation frame for all of them."""
+    """(rule, row) matches of every job; one evaluation frame for all of them. The rules with
+    few candidates run as Python predicates over their candidates (`pyeval.py`), the rest as
+    Polars plans."""
     if not todo:
         return pl.DataFrame(schema=PAIR_SCHEMA)
     rows = pl.concat([j.rows for j in todo]).unique().sort()
     names = set().union(*(rules[r].columns for j in todo for r in j.rules))
     frame = build_frame(events, rows, names)
-    found = [_job(frame, rows, rules, j) for j in todo]
+    found = [pl.DataFrame(schema=PAIR_SCHEMA)]
+    small = []
+    for job in todo:
+        few, rest = split(job, rules)
+        small.append(few)
+        if rest is not None:
+            found.append(_job(frame, rows, rules, rest))
+    few = pl.concat(small)
+    if few.height:
+        matched, failed = _python(frame, rows, rules, few)
+        found.append(matched)
+        if failed:  # a value Python does not take as Polars does: Polars decides
+            redo = few.filter(pl.col(RULE).is_in(failed)).get_column(ROW).unique().sort()
+            found.append(_run(frame.gather(rows.search_sorted(redo)), rules, failed))
     return pl.concat(found)
+
+
+def split(job: Job, rules: Sequence[CompiledRule]) -> tuple[pl.DataFrame, Job | None]:
+    """The (rule, row) pairs of the job's rules that run in Python (a predicate and at most
+    `PY_CANDIDATES` candidates), and the job of the others (None if there are none)."""
+    python = [r for r in job.rules if rules[r].pred is not None]
+    if not python:
+        return pl.DataFrame(schema=PAIR_SCHEMA), job
+    if job.pairs is None:  # every rule on every row: all or nothing
+        if len(job.rows) > PY_CANDIDATES:
+            return pl.DataFrame(schema=PAIR_SCHEMA), job
+        mine = pl.DataFrame({RULE: python}, schema={RULE: pl.UInt32})
+        pairs = mine.join(job.rows.to_frame(ROW), how="cross").select(RULE, ROW)
+        others = [r for r in job.rules if rules[r].pred is None]
+        return pairs, (Job(others, job.rows) if others else None)
+    counts = job.pairs.group_by(RULE).len()
+    few = counts.filter((pl.col("len") <= PY_CANDIDATES) & pl.col(RULE).is_in(python))
+    chosen = job.pairs.get_column(RULE).is_in(few.get_column(RULE).implode())
+    pairs, rest = job.pairs.filter(chosen), job.pairs.filter(~chosen)
+    if rest.is_empty():
+        return pairs, None
+    left = rest.get_column(RULE).unique().sort().to_list()
+    return pairs, Job(left, rest.get_column(ROW).unique().sort(), rest)
+
+
+def _python(
+    frame: pl.DataFrame, rows: pl.Series, rules: Sequence[CompiledRule], pairs: pl.DataFrame
+) -> tuple[pl.DataFrame, list[int]]:
+    """Each (rule, row) pair checked by the rule's predicate; also the rules that raised
+    `FallbackError` (their matches are left out: Polars evaluates them)."""
+    ids = pairs.get_column(RULE).to_list()
+    need = sorted(set().union(*(rules[r].columns for r in set(ids))))
+    at = pairs.get_column(ROW).unique().sort()
+    sub = frame.gather(rows.search_sorted(at)).select(need)
+    cols = {n: sub.get_column(n).to_list() for n in need}
+    where = at.search_sorted(pairs.get_column(ROW)).to_list()
+    preds = {r: rules[r].pred for r in set(ids)}
+    hit_rule, hit_row, failed = [], [], set()
+    for r, row, i in zip(ids, pairs.get_column(ROW).to_list(), where, strict=True):
+        pred = preds[r]
+        if pred is None or r in failed:
+            continue
+        try:
+            if pred(cols, i):
+                hit_rule.append(r)
+                hit_row.append(row)
+        except FallbackError:
+            failed.add(r)
+    out = pl.DataFrame({RULE: hit_rule, ROW: hit_row}, schema=PAIR_SCHEMA)
+    if failed:
+        out = out.filter(~pl.col(RULE).is_in(sorted(failed)))
+    return out, sorted(failed)
 
 
 def _job(

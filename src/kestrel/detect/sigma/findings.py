@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import cache
 
 import polars as pl
 
@@ -20,6 +21,7 @@ from kestrel.detect.sigma.engine import RULE
 from kestrel.detect.sigma.frame import ROW, build_frame
 from kestrel.events import Batch
 from kestrel.findings import Entity, Finding, Severity, Signal
+from kestrel.findings.attack import mitre_dir, technique_names
 
 DETECTOR = "sigma"
 _TECHNIQUE = re.compile(r"^attack\.(t\d{4}(?:\.\d{3})?)$")
@@ -88,13 +90,25 @@ def _finding(rule: CompiledRule, events: pl.DataFrame, group: dict[str, object])
 
 
 def techniques(tags: Sequence[str]) -> tuple[str, ...]:
-    """ATT&CK technique ids from Sigma tags.
+    """ATT&CK technique ids from Sigma tags, only those in MITRE's tables when they are there:
+    SigmaHQ tags some rules with ids newer than our ATT&CK release (e.g. T1685.002), which
+    would reach the Navigator layer and the API without a name. The rule's own tags, kept on
+    the finding, still show them.
 
     >>> techniques(["attack.execution", "attack.t1059.001", "attack.t1105"])
     ('T1059.001', 'T1105')
     """
     found = (_TECHNIQUE.match(t.lower()) for t in tags)
-    return tuple(m.group(1).upper() for m in found if m)
+    ids = tuple(m.group(1).upper() for m in found if m)
+    known = _known_ids()
+    return ids if known is None else tuple(t for t in ids if t in known)
+
+
+@cache
+def _known_ids() -> frozenset[str] | None:
+    """MITRE's technique ids, or None when the tables are not found (then nothing is
+    dropped: a rule's tags are better than none)."""
+    return None if mitre_dir() is None else frozenset(technique_names())
 
 
 def matched_fields(rule: CompiledRule, events: pl.DataFrame, row: int) -> dict[str, str]:

@@ -15,6 +15,7 @@ character, so a substring of a value escapes to a substring of the escaped value
 from __future__ import annotations
 
 import json
+import re
 
 from sigma.conditions import (
     ConditionAND,
@@ -96,7 +97,8 @@ def value_requirement(value: SigmaType) -> Requirement:
         run = _longest_run(value)
         return frozenset(_variants(run, isinstance(value, SigmaCasedString))) if run else None
     if isinstance(value, SigmaCIDRExpression):
-        prefixes = [p.rstrip("*") for p in value.expand("*")]
+        # the run before the first wildcard (IPv6 ranges expand to ``fe8?:*``: ``fe8``)
+        prefixes = [re.split(r"[*?]", p, maxsplit=1)[0].lower() for p in value.expand("*")]
         return frozenset(prefixes) if all(len(p) >= MIN_USEFUL for p in prefixes) else None
     return None
 

@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import json
 import operator
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 import polars as pl
 from sigma.types import (
@@ -146,10 +148,15 @@ def wildcard_regex(parts: list[str | SpecialChars]) -> str:
     return "(?s)^" + "".join(out) + "$"
 
 
+def regex_pattern(value: SigmaRegularExpression) -> str:
+    """The pattern of ``|re`` with its flags (``|i`` / ``|m`` / ``|s``) inline."""
+    flags = "".join(sorted(_FLAGS[f] for f in value.flags))
+    return (f"(?{flags})" if flags else "") + str(value.regexp.to_plain())
+
+
 def regex_match(col: pl.Expr, value: SigmaRegularExpression) -> pl.Expr:
     """``|re`` (with ``|i`` / ``|m`` / ``|s``); Python's ``re`` for what Rust's regex lacks."""
-    flags = "".join(sorted(_FLAGS[f] for f in value.flags))
-    pattern = (f"(?{flags})" if flags else "") + str(value.regexp.to_plain())
+    pattern = regex_pattern(value)
     if rust_regex_ok(pattern):
         return col.str.contains(pattern)
     compiled = re.compile(pattern)  # look-around, back-references: candidates only, rare
@@ -159,6 +166,7 @@ def regex_match(col: pl.Expr, value: SigmaRegularExpression) -> pl.Expr:
     )
 
 
+@lru_cache(maxsize=4096)
 def rust_regex_ok(pattern: str) -> bool:
     """Whether Polars' (Rust) regex engine accepts the pattern."""
     try:
@@ -168,15 +176,53 @@ def rust_regex_ok(pattern: str) -> bool:
     return True
 
 
+def keyword_parts(value: SigmaType) -> list[str | SpecialChars]:
+    """A value without a field, as wildcard parts over the lower-cased ``raw`` record: the
+    value's characters JSON-escaped the way they appear there, ``*`` on both sides."""
+    if isinstance(value, SigmaNumber):
+        value = SigmaString(str(value.number))
+    if not isinstance(value, SigmaString):
+        raise RuleError(f"keyword of type {type(value).__name__} is not supported")
+    multi = SpecialChars.WILDCARD_MULTI
+    parts: list[str | SpecialChars] = [multi]
+    for p in value.s:
+        if isinstance(p, str):
+            parts.append(json.dumps(p.lower(), ensure_ascii=False)[1:-1])
+        elif isinstance(p, SpecialChars):
+            parts.append(p)
+    parts.append(multi)
+    return _squash(parts)
+
+
+def _squash(parts: list[str | SpecialChars]) -> list[str | SpecialChars]:
+    """Adjacent ``*`` collapse to one, so ``*abc*`` stays a plain contains."""
+    out: list[str | SpecialChars] = []
+    for p in parts:
+        if not (out and p is SpecialChars.WILDCARD_MULTI and out[-1] is p):
+            out.append(p)
+    return out
+
+
 def cidr_match(col: pl.Expr, value: SigmaCIDRExpression) -> pl.Expr:
-    """A CIDR range as the address prefixes pySigma expands it to."""
-    tests = []
+    """A CIDR range as the address patterns pySigma expands it to (``10.*``; for IPv6 also
+    ``?``, one hex digit: ``fe80::/10`` is ``fe8?:*`` ... ``feb?:*``)."""
+    return any_([parts_match(col, p) for p in cidr_parts(value)])
+
+
+def cidr_parts(value: SigmaCIDRExpression) -> list[list[str | SpecialChars]]:
+    """Each pattern of the range as wildcard parts, lower-cased (``*`` any run, ``?`` one)."""
+    out = []
     for pattern in value.expand("*"):
-        if pattern.endswith("*"):
-            tests.append(col.str.starts_with(pattern[:-1].lower()))
-        else:
-            tests.append(col == pattern.lower())
-    return any_(tests)
+        parts: list[str | SpecialChars] = []
+        for run in re.split(r"([*?])", pattern.lower()):
+            if run == "*":
+                parts.append(SpecialChars.WILDCARD_MULTI)
+            elif run == "?":
+                parts.append(SpecialChars.WILDCARD_SINGLE)
+            elif run:
+                parts.append(run)
+        out.append(parts)
+    return out
 
 
 def fieldref_match(col: pl.Expr, other: pl.Expr, value: SigmaFieldReference) -> pl.Expr:

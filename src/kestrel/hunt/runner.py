@@ -1,0 +1,155 @@
+"""`kestrel hunt` without the CLI framework: run a huntbook or hunt text, render what it shows.
+
+`kestrel.cli.hunt` declares the command's options with Typer and calls `run`; `kestrel.cli`'s
+`main` calls `fast_args` first and, when every argument is one of the forms below, runs the
+hunt without importing Typer, Pydantic (Typer builds a Pydantic adapter per option) or the
+other commands, which is a fifth of the start-up. Anything else (``--help``, an unknown
+option, a repeated one, ``--``) goes to Typer, so the two paths accept the same command line
+and give the same result where both accept it:
+
+    kestrel hunt [HUNTBOOK] [-e TEXT | --execute TEXT | --execute=TEXT] [--db DB | --db=DB]
+                 [-f FMT | --format FMT | --format=FMT] [-i | --ignore-case]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kestrel.hunt.session import Session
+
+# A terminal table of a million rows helps nobody; JSON output carries every row.
+MAX_TABLE_ROWS = 1000
+
+_VALUED = {"-e": "execute", "--execute": "execute", "--db": "db", "-f": "fmt",
+           "--format": "fmt"}  # fmt: skip
+_FLAGS = {"-i": "ignore_case", "--ignore-case": "ignore_case"}
+
+
+def fast_args(argv: Sequence[str]) -> dict[str, Any] | None:
+    """`run`'s keyword arguments from the words after ``hunt``, or None when the command
+    line is not one of the plain forms (then Typer parses it, with its help and errors)."""
+    found: dict[str, Any] = {}
+    words = list(argv)
+    while words:
+        word = words.pop(0)
+        name, eq, text = word.partition("=")
+        value: object = text
+        if word.startswith("--") and eq and name in _VALUED:
+            key = _VALUED[name]
+        elif word in _VALUED and words:
+            key, value = _VALUED[word], words.pop(0)
+        elif word in _FLAGS:
+            key, value = _FLAGS[word], True
+        elif not word.startswith("-") and word:
+            key, value = "huntbook", Path(word)
+        else:
+            return None
+        if key in found:
+            return None
+        found[key] = value
+    return {"huntbook": found.get("huntbook"), "execute": found.get("execute"),
+            "db": found.get("db"), "fmt": found.get("fmt", "table"),
+            "ignore_case": bool(found.get("ignore_case", False))}  # fmt: skip
+
+
+def run(
+    huntbook: Path | None,
+    execute: str | None,
+    db: str | None,
+    fmt: str,
+    ignore_case: bool,
+    console: Console | None = None,
+) -> None:
+    """Run the hunt over the store (or the files its GETs name) and render what it shows."""
+    from kestrel.config import default_db
+    from kestrel.errors import ConfigError
+    from kestrel.hunt.session import Session
+    from kestrel.store import open_store
+
+    if (huntbook is None) == (execute is None):
+        raise ConfigError("give a huntbook file or -e 'hunt text' (one of them)")
+    if fmt not in ("table", "json"):
+        raise ConfigError(f"--format is table or json, not {fmt!r}")
+    text = execute if execute is not None else read(huntbook)
+    store = open_store(db or default_db())
+    try:
+        # DISP rows stay in the engine until shown, so render before the session closes
+        with Session(store, ignore_case=ignore_case, lazy_display=True) as session:
+            displays = session.execute(text)
+            render(displays, summary(session) if not displays else None, fmt, console)
+    finally:
+        store.close()
+
+
+def read(path: Path | None) -> str:
+    """A huntbook's text; a `ConfigError` when it cannot be read."""
+    from kestrel.errors import ConfigError
+
+    assert path is not None
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read huntbook {path}: {exc.strerror}") from exc
+
+
+def summary(session: Session) -> list[dict[str, object]]:
+    """One row per variable: name, type, entities (shown when a hunt displays nothing)."""
+    return [{"variable": name, "type": info.entity_type,
+             "entities": session.count(name)}
+            for name, info in session.variables.items()]  # fmt: skip
+
+
+def render(
+    displays: Sequence[object],
+    summary: list[dict[str, object]] | None,
+    fmt: str,
+    console: Console | None = None,
+) -> None:
+    """JSON (every row, streamed) or Rich tables (the first `MAX_TABLE_ROWS` of each)."""
+    from kestrel.hunt.display import TableDisplay, TextDisplay, write_json
+
+    if fmt == "json" and summary is None:
+        sys.stdout.flush()
+        write_json(list(displays), sys.stdout.buffer)  # type: ignore[arg-type]
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.buffer.flush()
+        return
+    if fmt == "json":
+        print(json.dumps(summary))  # noqa: T201 (the command's output)
+        return
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    for d in displays:
+        if isinstance(d, TableDisplay):
+            page, total = d.head(MAX_TABLE_ROWS)
+            console.print(rich_table(d.title, page.column_names, page.to_pylist()))
+            if total > MAX_TABLE_ROWS:
+                console.print(f"… {total - MAX_TABLE_ROWS:,} more rows "
+                              "(use LIMIT / OFFSET, or --format json for all)")  # fmt: skip
+        elif isinstance(d, TextDisplay):
+            console.rule(d.title)
+            console.print(d.text, highlight=False, markup=False)
+    if summary:
+        rows = [dict(s) for s in summary]
+        console.print(rich_table("variables", ["variable", "type", "entities"], rows))
+
+
+def rich_table(title: str, columns: list[str], rows: list[dict[str, object]]) -> object:
+    """A Rich table of ``rows`` (values as text, None as empty)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    return table

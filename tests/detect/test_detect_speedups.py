@@ -1,0 +1,156 @@
+"""The shortcuts the cloud detection path takes for speed give the plain answer.
+
+* `high_runs` ranks only the high windows; a per-window loop over every window is the
+  reference, over random windows cut into batches at random points.
+* The profiler folds batches in groups (``flush_rows``); folding each batch at once is the
+  reference.
+* Every cloud detector reads its columns from one conversion per batch (`batch_columns`);
+  detectors fed fresh copies of each batch (nothing shared) are the reference.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from kestrel.detect.cloud import CLOUD_DETECTORS
+from kestrel.detect.cloud.common import RUN_SCHEMA, frame, high_runs
+from kestrel.detect.profile import EntityProfiler
+from kestrel.events import Batch
+from kestrel.findings import Finding
+
+STEP = timedelta(minutes=5)
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+Key = tuple[str, datetime]
+
+
+def _reference_runs(rows: list[tuple[str, datetime, float]], mark: float) -> dict[Key, int]:
+    """run per (entity, window): consecutive windows of the entity, ``STEP`` apart, all high."""
+    out: dict[Key, int] = {}
+    last: dict[str, tuple[datetime, int]] = {}
+    for entity, start, util_min in sorted(rows):
+        prev = last.get(entity)
+        if util_min >= mark:
+            run = prev[1] + 1 if prev and prev[1] and start - prev[0] == STEP else 1
+        else:
+            run = 0
+        out[(entity, start)] = run
+        last[entity] = (start, run)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_high_runs_match_a_per_window_loop(seed: int) -> None:
+    rnd = random.Random(seed)
+    rows = []
+    for e in range(8):
+        for k in range(120):
+            if rnd.random() < 0.7:  # gaps: windows without samples
+                rows.append((f"gpu-{e}", T0 + k * STEP, rnd.choice([50.0, 95.0, 95.0, 99.0])))
+    rows.sort(key=lambda r: r[1])
+    cuts = sorted(rnd.sample(range(1, len(rows)), 5))
+    runs = pl.DataFrame(schema=RUN_SCHEMA)
+    got: dict[Key, int] = {}
+    for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True):
+        part = pl.DataFrame(
+            rows[a:b], schema={"entity_id": pl.String, "window_start": pl.Datetime("us", "UTC"),
+                               "util_min": pl.Float64}, orient="row",
+        )  # fmt: skip
+        out, runs = high_runs(part, runs, STEP, 90.0)
+        assert out.height == part.height
+        got.update({(r["entity_id"], r["window_start"]): r["run"] for r in out.to_dicts()})
+    want = _reference_runs(rows, 90.0)
+    assert got == want
+    assert max(want.values()) >= 3  # the random data does hold runs
+
+
+def _hourly(table: pa.Table) -> list[Batch]:
+    table = table.sort_by("time")
+    hours = pl.from_arrow(table.column("time")).dt.truncate("1h")  # type: ignore[union-attr]
+    bounds = [0, *(hours != hours.shift(1)).arg_true()[1:].to_list(), table.num_rows]
+    return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.fixture(scope="module")
+def generated_day() -> list[Batch]:
+    from kestrel.eval.cloud import _ingest
+    from kestrel.eval.datasets import generated
+    from kestrel.store import DuckDBStore, EventFilter
+
+    store = DuckDBStore(":memory:")
+    try:
+        _ingest(store, generated("all", hours=24, seed=3).records)
+        table = store.events(EventFilter())
+    finally:
+        store.close()
+    return _hourly(table)
+
+
+def test_profiles_folded_in_groups_equal_folded_per_batch(generated_day: list[Batch]) -> None:
+    grouped, single = EntityProfiler(flush_rows=10**9), EntityProfiler(flush_rows=1)
+    for b in generated_day:
+        grouped.learn(b)
+        single.learn(b)
+    for name in ("profiles", "operations"):
+        g = getattr(grouped, name).sort(pl.all())
+        s = getattr(single, name).sort(pl.all())
+        assert g.drop(pl.selectors.ends_with("_sum")).equals(s.drop(pl.selectors.ends_with("_sum")))
+        for col in [c for c in g.columns if c.endswith("_sum")]:
+            assert g[col].to_list() == pytest.approx(s[col].to_list(), rel=1e-12)
+    assert grouped.profiles.height > 10
+
+
+def _keys(findings: list[Finding]) -> list[tuple[object, ...]]:
+    return sorted(
+        (f.detector, f.entity.id, f.first_seen, f.last_seen, tuple(f.evidence),
+         tuple(s.name for s in f.signals), tuple(str(s.value) for s in f.signals))
+        for f in findings
+    )  # fmt: skip
+
+
+def test_shared_batch_columns_change_no_finding(generated_day: list[Batch]) -> None:
+    shared = {n: c() for n, c in CLOUD_DETECTORS.items()}
+    alone = {n: c() for n, c in CLOUD_DETECTORS.items()}
+    got, want = [], []
+    for b in generated_day:
+        for det in shared.values():
+            got += det.detect(b)
+        for det in alone.values():  # each detector its own copy: nothing converted is shared
+            want += det.detect(pa.Table.from_batches(b.to_batches(), b.schema))
+    assert _keys(got) == _keys(want)
+    assert {f.detector for f in want} >= {"gpu_hijack", "api_abuse"}
+
+
+def test_gated_sensitive_match_equals_the_full_match(datasets: Path) -> None:
+    """`NewBehaviourDetector._match` (rules and rows gated by operation / service / principal
+    type before any JSON path) gives exactly `match` over every row and every rule, on real
+    CloudTrail records (Stratus detonations and Panther's rule cases, one store each)."""
+    from kestrel.detect.cloud.new_behaviour import _COLUMNS, NewBehaviourDetector
+    from kestrel.detect.cloud.sensitive import match
+    from kestrel.eval.cloud import _ingest
+    from kestrel.eval.datasets import load
+    from kestrel.store import DuckDBStore, EventFilter
+
+    det = NewBehaviourDetector()
+    total = 0
+    for name in ("stratus", "panther"):
+        records = [r for g in load(name, datasets) for r in g.records]
+        store = DuckDBStore(":memory:")
+        try:
+            _ingest(store, records)
+            events = frame(store.events(EventFilter()), _COLUMNS)
+        finally:
+            store.close()
+        want = match(events, det.rules).sort("event_id", "rule")
+        got = det._match(events).sort("event_id", "rule")
+        assert got.equals(want), name
+        total += want.height
+    assert total > 100  # most rows of the table fire on these records
