@@ -41,6 +41,7 @@ class DuckDBStore:
     """`Store` over DuckDB. ``path`` is a file (created with its folder) or ``:memory:``."""
 
     dialect = "duckdb"
+    _stopped = False  # set by `interrupt`: this connection answers no further query
 
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
@@ -115,13 +116,16 @@ class DuckDBStore:
         return self._con.sql(sql, params=params).to_arrow_table().cast(SCHEMA)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        self._refuse_if_stopped()
         return self._con.sql(sql, params=params or None).to_arrow_table()
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self._refuse_if_stopped()
         self._con.execute(sql, params or []).fetchall()
 
     def query_batches(self, sql: str, rows: int = 65_536) -> pa.RecordBatchReader:
         """`query` a batch at a time (a hunt's DISP of a million rows streams its JSON)."""
+        self._refuse_if_stopped()
         return self._con.sql(sql).to_arrow_reader(rows)
 
     def cursor(self) -> DuckDBStore:
@@ -136,8 +140,16 @@ class DuckDBStore:
 
     def interrupt(self) -> None:
         """Stop the query running on this connection; it raises `duckdb.InterruptException`
-        (safe to call from another thread; what the query wrote is rolled back)."""
+        (safe to call from another thread; what the query wrote is rolled back). The
+        connection then refuses every later `query` / `execute` the same way: a timer that
+        fires between two queries (while the caller works in Python) must stop the next one,
+        not be lost. Meant for a `cursor` that is closed after."""
+        self._stopped = True
         self._con.interrupt()
+
+    def _refuse_if_stopped(self) -> None:
+        if self._stopped:
+            raise duckdb.InterruptException("INTERRUPT Error: interrupted (time limit)")
 
     def register(self, name: str, table: pa.Table) -> None:
         self._con.register(name, table)
