@@ -64,8 +64,12 @@ nftables:
 	@command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq nftables; } || echo "nftables not installed: isolation tests skip"
 
+# Two processes for everything that may share the machine (pytest-xdist, a test file per
+# process), then the `serial` tests alone: wall-time bounds and the broker restart.
+PYTEST_WORKERS ?= 2
 pytest: dev chromium nftables
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/pytest -q -m serial
 
 test: lint typecheck imports pytest
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.agent.embedded import EmbeddedServer
 
 from kestrel.agent import Agent, AgentSettings, HttpServer
@@ -32,6 +33,9 @@ from kestrel.respond.actions import ACTIONS, Environment, build_actions
 from kestrel.respond.dispatch import Responder, rows_by_event_id
 from kestrel.respond.firewall import MemoryFirewall
 from kestrel.respond.policy import Policy
+
+# the 10-second bound is wall time: run alone, not beside other tests
+pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "tests" / "fixtures" / "enrich" / "rules" / "strings.yar"

@@ -22,6 +22,9 @@ from kestrel.api.hunts import HuntRunError, run_hunt
 from kestrel.hunt.session import Session
 from kestrel.store import DuckDBStore
 
+# time limits of 0.2-1.5 s: run alone, not beside other tests
+pytestmark = pytest.mark.serial
+
 # One command line per event: GROUP BY command_line hashes 300,000 distinct strings, about
 # a second of DuckDB work on the shared test machine (more under load).
 SLOW = (

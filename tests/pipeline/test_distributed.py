@@ -156,6 +156,7 @@ def test_fault_sigkill_mid_stream_loses_and_doubles_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # stops the machine's RabbitMQ: no other test may use it meanwhile
 def test_broker_restart_mid_stream_loses_nothing(pg_url, broker, tmp_path, stream_and_findings):
     """RabbitMQ (the app, via rabbitmqctl stop_app / start_app) goes away for a few seconds
     while the stream is published and consumed; the publisher sends unconfirmed batches
