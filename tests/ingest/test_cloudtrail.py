@@ -67,3 +67,19 @@ def test_otrf_aws_cloudtrail_ingests_whole(datasets: Path, store: DuckDBStore):
     path = datasets / "otrf_security_datasets" / "atomic" / "aws" / "collection"
     counts = ingest_paths([path], store).by_format["cloudtrail"]
     assert (counts.read, counts.stored, counts.rejected) == (103, 103, 0)
+
+
+def test_record_without_event_source_is_kept(tmp_path: Path, store: DuckDBStore):
+    """A record without ``eventSource`` (exports and fixtures drop it) or with
+    ``requestParameters`` stored as JSON text is still an API call: kept, not rejected."""
+    bare = {"eventName": "CreateUser", "eventTime": "2021-08-31T15:46:02Z",
+            "responseElements": {"user": {"userName": "bob"}}}  # fmt: skip
+    text_params = {"eventName": "CreateAccount", "eventTime": "2020-11-05T21:21:46Z",
+                   "requestParameters": '{"accountName": "x"}'}  # fmt: skip
+    path = tmp_path / "trail.jsonl"
+    path.write_text(json.dumps(bare) + "\n" + json.dumps(text_params) + "\n")
+    report = ingest_paths([path], store, "cloudtrail")
+    assert (report.total().stored, report.total().rejected) == (2, 0)
+    rows = _rows(store)
+    assert [r["cloud_operation"] for r in rows] == ["CreateAccount", "CreateUser"]
+    assert rows[0]["cloud_service"] is None and rows[0]["cloud_resource"] is None

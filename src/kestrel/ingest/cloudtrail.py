@@ -3,6 +3,9 @@
 Each record is decoded with a typed msgspec struct that names only the fields Kestrel maps,
 so the rest of a (large) CloudTrail record is skipped at C speed and kept whole in ``raw``.
 A record whose mapped fields have the wrong type is rejected with msgspec's path to the field.
+Only ``eventName`` is required: a record without ``eventSource`` (exports and test fixtures
+drop it) is still an API call and is kept, with no service; ``requestParameters`` that are
+not an object (some exports store it as JSON text) are kept in ``raw`` and name no resource.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class _Identity(msgspec.Struct, gc=False):
 
 class _Record(msgspec.Struct, gc=False):
     eventName: str  # noqa: N815
-    eventSource: str  # noqa: N815
+    eventSource: str | None = None  # noqa: N815
     eventTime: str | None = None  # noqa: N815
     timestamp: str | None = msgspec.field(default=None, name="@timestamp")
     awsRegion: str | None = None  # noqa: N815
@@ -51,7 +54,7 @@ class _Record(msgspec.Struct, gc=False):
     errorCode: str | None = None  # noqa: N815
     recipientAccountId: str | None = None  # noqa: N815
     userIdentity: _Identity | None = None  # noqa: N815
-    requestParameters: dict[str, Any] | None = None  # noqa: N815
+    requestParameters: Any = None  # noqa: N815
     responseElements: Any = None  # noqa: N815
 
 
@@ -111,7 +114,7 @@ def _row(rec: _Record, raw: bytes) -> tuple[Any, ...]:
         "auth" if login else "api_activity", "logon" if login else "call", op,
         _entity(ident, arn), rec.eventSource, _user_name(ident), _outcome(rec, login),
         rec.sourceIPAddress, rec.recipientAccountId or ident.accountId, rec.awsRegion,
-        rec.eventSource.partition(".")[0], op, rec.errorCode, rec.userAgent, arn, ident.type,
+        _service(rec.eventSource), op, rec.errorCode, rec.userAgent, arn, ident.type,
         ident.accessKeyId, _resource(rec.requestParameters), raw,
     )  # fmt: skip
 
@@ -123,6 +126,11 @@ def _entity(ident: _Identity, arn: str) -> str:
     if ident.type == "AssumedRole" and issuer and issuer.arn:
         return issuer.arn
     return arn
+
+
+def _service(event_source: str | None) -> str | None:
+    """``s3`` of ``s3.amazonaws.com``; none for a record that names no source."""
+    return event_source.partition(".")[0] if event_source else None
 
 
 def _user_name(ident: _Identity) -> str | None:
@@ -141,9 +149,9 @@ def _outcome(rec: _Record, login: bool) -> str:
     return "success"
 
 
-def _resource(params: dict[str, Any] | None) -> str | None:
+def _resource(params: Any) -> str | None:
     """The highest-ranked resource key present (a request names few keys, so walk them)."""
-    if not params:
+    if not params or not isinstance(params, dict):
         return None
     best: tuple[int, str] | None = None
     for key, value in params.items():
