@@ -3,7 +3,8 @@
 * `high_runs` ranks only the high windows; a per-window loop over every window is the
   reference, over random windows cut into batches at random points.
 * The profiler folds batches in groups (``flush_rows``); folding each batch at once is the
-  reference.
+  reference. It aggregates on integer entity codes with NumPy; one Polars group_by over the
+  entity strings (`reference_profiles`) is the reference.
 * Every cloud detector reads its columns from one conversion per batch (`batch_columns`);
   detectors fed fresh copies of each batch (nothing shared) are the reference.
 """
@@ -21,7 +22,13 @@ import pytest
 
 from kestrel.detect.cloud import CLOUD_DETECTORS
 from kestrel.detect.cloud.common import RUN_SCHEMA, frame, high_runs
-from kestrel.detect.profile import EntityProfiler
+from kestrel.detect.profile import (
+    EntityProfiler,
+    batch_operations,
+    batch_profiles,
+    reference_profiles,
+)
+from kestrel.detect.profile import _frame as _profile_frame
 from kestrel.events import Batch
 from kestrel.findings import Finding
 
@@ -106,6 +113,45 @@ def test_profiles_folded_in_groups_equal_folded_per_batch(generated_day: list[Ba
         for col in [c for c in g.columns if c.endswith("_sum")]:
             assert g[col].to_list() == pytest.approx(s[col].to_list(), rel=1e-12)
     assert grouped.profiles.height > 10
+
+
+def _mixed(batches: list[Batch]) -> pl.DataFrame:
+    """The profiler's columns of ``batches`` plus rows that stress the integer-code path:
+    nulls in every optional column, an entity with only null regions, the bench's GPUs."""
+    events = pl.concat([_profile_frame(b) for b in batches], rechunk=False)
+    odd = events.head(40).with_columns(
+        pl.lit("odd-entity").alias("entity_id"),
+        pl.lit(None, pl.String).alias("cloud_region"),
+        pl.lit(None, pl.String).alias("entity_type"),
+        pl.lit(None, pl.String).alias("cloud_service"),
+        pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.col("metric_value")).alias("metric_value"),
+    )
+    return pl.concat([events, odd])
+
+
+def test_integer_code_profiles_equal_the_plain_group_by(generated_day: list[Batch]) -> None:
+    """`batch_profiles` / `batch_operations` (dictionary-encoded entities, NumPy bincounts)
+    give what one Polars group_by over the strings gives (`reference_profiles`), field by
+    field; sums to 1e-12 (a different summation order)."""
+    events = _mixed(generated_day)
+    got = batch_profiles(events).sort("entity_id")
+    want = reference_profiles(events).sort("entity_id")
+    assert got.height == want.height > 10 and got.schema == want.schema
+    sums = pl.selectors.ends_with("_sum")
+    assert got.drop(sums).equals(want.drop(sums))
+    for col in [c for c in got.columns if c.endswith("_sum")]:
+        assert got[col].to_list() == pytest.approx(want[col].to_list(), rel=1e-12)
+    api = events.filter(
+        pl.col("class").is_in(["api_activity", "auth"]) & pl.col("cloud_operation").is_not_null()
+    ).with_columns(pl.col("cloud_service").fill_null(""))
+    ops = (
+        api.group_by("entity_id", pl.col("cloud_service").alias("service"),
+                     pl.col("cloud_operation").alias("operation"))
+        .agg(pl.col("time").min().alias("first_seen"), pl.len().cast(pl.Int64).alias("calls"))
+    )  # fmt: skip
+    assert batch_operations(events).sort(pl.all()).equals(ops.sort(pl.all()))
+    assert batch_profiles(events.clear()).is_empty()
+    assert batch_operations(events.clear()).is_empty()
 
 
 def _keys(findings: list[Finding]) -> list[tuple[object, ...]]:
