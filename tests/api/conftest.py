@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from kestrel.api import ApiSettings, MemoryFindings, Role, create_app, create_token
 from kestrel.findings import Entity, Finding, Severity, Signal
 from kestrel.ingest import ingest_paths
-from kestrel.store import DuckDBStore
+from kestrel.store import DuckDBStore, Store
 from kestrel.store.management import ManagementStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -42,7 +42,7 @@ class Api:
                                 **kw)  # fmt: skip
 
 
-def seeded_findings(store: DuckDBStore) -> list[Finding]:
+def seeded_findings(store: Store) -> list[Finding]:
     """Two findings about web-01 whose evidence is stored agent events."""
     ids = store.query("SELECT event_id FROM events ORDER BY time").column(0).to_pylist()
     web = Entity("host", "web-01")
@@ -57,8 +57,9 @@ def seeded_findings(store: DuckDBStore) -> list[Finding]:
     ]  # fmt: skip
 
 
-def make_api(settings: ApiSettings | None = None) -> Iterator[Api]:
-    store = DuckDBStore(":memory:")
+def make_api(settings: ApiSettings | None = None, store: Store | None = None) -> Iterator[Api]:
+    """The seeded API over ``store`` (default: a new in-memory DuckDB), closed afterwards."""
+    store = store if store is not None else DuckDBStore(":memory:")
     ingest_paths([FIXTURES / "agent" / "envelopes.jsonl"], store)
     found = MemoryFindings(seeded_findings(store))
     mgmt = ManagementStore(store)

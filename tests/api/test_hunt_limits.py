@@ -1,8 +1,9 @@
 """Hunts do not hold up intake, and a hunt past the time limit is stopped.
 
-A hunt runs on a DuckDB connection of its own, not under the store lock the intake writer
-appends under; a timer interrupts its query at ``ApiSettings.hunt_seconds`` and the client
-gets a 422 with ``reason: time_limit``."""
+A hunt runs on a connection of its own (a DuckDB cursor, a second PostgreSQL connection),
+not under the store lock the intake writer appends under; a timer interrupts its query (a
+PostgreSQL cancel request) at ``ApiSettings.hunt_seconds`` and the client gets a 422 with
+``reason: time_limit``."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from typing import Any
 import duckdb
 import pytest
 from tests.api.conftest import Api, make_api
+from tests.services import temporary_database
 
 from kestrel.api import ApiSettings
 from kestrel.api import hunts as api_hunts
 from kestrel.api.hunts import HuntRunError, run_hunt
 from kestrel.hunt.session import Session
-from kestrel.store import DuckDBStore
+from kestrel.store import DuckDBStore, open_store
 
 # time limits of 0.2-1.5 s: run alone, not beside other tests
 pytestmark = pytest.mark.serial
@@ -133,10 +135,60 @@ def test_hunt_problem_reason_is_in_the_openapi_schema(api: Api) -> None:
     assert problem["enum"] == ["invalid", "time_limit"]
 
 
+@pytest.fixture(params=[30.0])
+def pg_api(request: pytest.FixtureRequest) -> Iterator[Api]:
+    """The seeded API over a PostgreSQL store of its own (dropped afterwards); hunts
+    limited to the param's seconds (30 unless a test sets it indirectly)."""
+    with temporary_database() as url:
+        yield from make_api(ApiSettings(hunt_seconds=request.param), open_store(url))
+
+
 def test_intake_proceeds_while_a_hunt_runs(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """The hunt pauses inside its first statement until an intake request has been stored;
     were the hunt holding the store lock (as it did), the intake would wait for the hunt
     and the hunt for the intake, and both would time out here."""
+    _intake_during_a_paused_hunt(api, monkeypatch)
+
+
+@pytest.mark.services
+def test_intake_proceeds_while_a_hunt_runs_over_postgres(
+    pg_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same over PostgreSQL: the hunt runs on a second connection (it ran under the
+    store lock, and this test deadlocked until its 10 s wait gave up)."""
+    _intake_during_a_paused_hunt(pg_api, monkeypatch)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("pg_api", [0.5], indirect=True)
+def test_a_long_hunt_over_postgres_is_cancelled_at_the_limit(
+    pg_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement running past the limit is cancelled on the server (not waited for and
+    checked after): the hunt's first statement sleeps 30 s in PostgreSQL, the answer is a
+    422 ``time_limit`` long before that, and the store and a later hunt go on."""
+
+    class SleepingSession(Session):
+        def run(self, statement: Any) -> Any:
+            self.store.query("SELECT pg_sleep(30)")
+            return super().run(statement)
+
+    monkeypatch.setattr(api_hunts, "Session", SleepingSession)
+    started = time.monotonic()
+    got = pg_api.post("/api/v1/hunts", role="analyst", json={"text": "p = GET process\nDISP p"})
+    took = time.monotonic() - started
+    assert got.status_code == 422, got.text
+    assert got.json()["reason"] == "time_limit", got.json()
+    assert took < 20, f"the sleeping statement was not cancelled ({took:.1f} s)"
+    monkeypatch.undo()
+    state = pg_api.client.app.state.kestrel  # type: ignore[attr-defined]
+    again = run_hunt(state, "p = GET process\nDISP p", seconds=60)  # room on a loaded box
+    assert again[0]["total"] > 0
+    n = pg_api.store.query("SELECT count(*) AS n FROM events").column("n")[0].as_py()
+    assert n > 0
+
+
+def _intake_during_a_paused_hunt(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     stored = threading.Event()
     in_hunt = threading.Event()
 

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kestrel.api import ApiSettings, Role, create_app, create_token
-from kestrel.api import spool as spool_module
 from kestrel.api.intake import Parsed, parse_body
 from kestrel.api.spool import Spool, SpoolWriter, records
 from kestrel.api.writer import GroupWriter
 from kestrel.store import DuckDBStore
+from kestrel.store import duckdb as duckdb_store
 from kestrel.store.management import ManagementStore
 
 
@@ -81,8 +81,8 @@ def test_counts_exact_while_rows_wait_for_the_store(
 ) -> None:
     """The store lock is held, so nothing is committed: duplicates are found among the
     rows still queued, then against the store once they are in (stored rows of the
-    batch's span matched in Arrow, or, past ``_SPAN_ROWS`` of them, joined in DuckDB)."""
-    monkeypatch.setattr(spool_module, "_SPAN_ROWS", span_rows)
+    batch's span matched in Arrow, or, past ``SPAN_ROWS`` of them, joined in DuckDB)."""
+    monkeypatch.setattr(duckdb_store, "SPAN_ROWS", span_rows)
     store = DuckDBStore(tmp_path / "k.duckdb")
     lock = threading.RLock()
     writer = SpoolWriter(store, lock, tmp_path / "spool", 1 << 26, 100_000)
@@ -127,6 +127,7 @@ from pathlib import Path
 from kestrel.api.intake import parse_body
 from kestrel.api.spool import SpoolWriter
 from kestrel.store import DuckDBStore
+from kestrel.store import duckdb as duckdb_store
 sys.path.insert(0, sys.argv[3])
 from test_spool import body
 store = DuckDBStore(sys.argv[1])

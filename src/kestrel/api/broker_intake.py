@@ -41,7 +41,7 @@ from kestrel.pipeline.codec import encode, time_slices
 from kestrel.pipeline.distributed import batch_id
 from kestrel.pipeline.operations import topology_for
 from kestrel.pipeline.transport import RabbitTransport
-from kestrel.store import AppendResult, Store
+from kestrel.store import AppendResult, Store, time_span
 from kestrel.store.duckdb import _unique_by_event_id
 
 log = logging.getLogger(__name__)
@@ -134,13 +134,10 @@ class BrokerIntake:
         count."""
         if batch.num_rows == 0:
             return batch, 0
-        ids = batch.column("event_id").combine_chunks()
-        unique = pc.unique(ids)
+        ids = batch.column("event_id")
         with self._lock:
-            known = self._store.query(
-                "SELECT event_id FROM events WHERE event_id = ANY(?)", [unique.to_pylist()]
-            ).column(0)
-        unseen = batch.filter(pc.invert(pc.is_in(ids, known.combine_chunks())))
+            known = self._store.known_event_ids(ids, time_span(batch.column("time")))
+        unseen = batch.filter(pc.invert(pc.is_in(ids, known))) if len(known) else batch
         fresh = _unique_by_event_id(unseen)  # repeated within the request: the first
         return fresh, batch.num_rows - fresh.num_rows
 

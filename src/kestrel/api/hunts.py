@@ -11,9 +11,10 @@ Why its own connection and a time limit: a hunt may scan the whole store for sec
 the server's one connection it held the store lock that intake appends under, so every
 agent waited for the hunt. Over DuckDB a hunt now runs on a cursor of its own (DuckDB runs
 it beside the appends, on a snapshot), and a timer interrupts it after
-``ApiSettings.hunt_seconds``: the client gets a 422 with ``reason: time_limit``. A store
-with no second connection (PostgreSQL through the `Store` protocol) still runs hunts under
-the lock, and the limit is then checked between statements only.
+``ApiSettings.hunt_seconds``: the client gets a 422 with ``reason: time_limit``. Over
+PostgreSQL a hunt gets a second connection (`PostgresStore.cursor`) and the timer cancels
+its running statement (a cancel request, `PostgresStore.interrupt`). A store with neither
+runs hunts under the lock, and the limit is then checked between statements only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 import duckdb
 
@@ -33,6 +34,9 @@ from kestrel.hunt.parser import parse
 from kestrel.hunt.session import Session
 from kestrel.hunt.sources import is_store
 from kestrel.store import DuckDBStore, Store
+
+if TYPE_CHECKING:
+    from kestrel.store.postgres import PostgresStore
 
 MAX_ROWS = 1000
 _FILE_COMMANDS = (ast.Load, ast.Save, ast.Apply)
@@ -90,18 +94,29 @@ def run_hunt(
 
 @contextmanager
 def _reader(state: ApiState) -> Iterator[Store]:
-    """The store a hunt reads: a connection of its own over DuckDB (intake goes on beside
-    it), else the shared one under the store lock."""
-    if not isinstance(state.store, DuckDBStore):
+    """The store a hunt reads: a connection of its own (intake goes on beside it; the
+    `Deadline` interrupts that connection, never the shared one), else the shared one under
+    the store lock."""
+    store = state.store
+    if isinstance(store, DuckDBStore):
+        with state.lock:  # opening a DuckDB cursor uses the shared connection for a moment
+            cursor: Store = store.cursor()
+    elif _is_postgres(store):
+        cursor = store.cursor()  # a second connection: opening it touches nothing shared
+    else:
         with state.lock:
-            yield state.store
+            yield store
         return
-    with state.lock:  # opening a cursor uses the shared connection for a moment
-        cursor = state.store.cursor()
     try:
         yield cursor
     finally:
         cursor.close()
+
+
+def _is_postgres(store: Store) -> TypeGuard[PostgresStore]:
+    """Whether ``store`` is the PostgreSQL store, without importing psycopg for a server
+    that does not use it."""
+    return type(store).__name__ == "PostgresStore" and store.dialect == "postgres"
 
 
 class Deadline:

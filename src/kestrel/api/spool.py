@@ -37,12 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kestrel.api.intake import IntakeError, gunzip, parse_body
 from kestrel.events import Batch
 from kestrel.ingest.base import rejected_table
-from kestrel.store import AppendResult, DuckDBStore
+from kestrel.store import AppendResult, DuckDBStore, time_span
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,6 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 GROUP_ROWS = 20_000  # rows the writer appends at once at most
 QUEUED_ROWS = 200_000  # requests wait (back pressure) while this many rows await the writer
 _RETRY_SECONDS = 1.0
-_SPAN_ROWS = 100_000  # stored rows in a batch's time span matched in Arrow, at most
 
 
 @dataclass(slots=True)
@@ -207,7 +205,7 @@ class SpoolWriter:
                 self._cond.wait()
         ids = batch.column("event_id").to_pylist() if batch.num_rows else []
         with self._ids_lock:
-            known = self._known(batch, ids) | self._inflight.intersection(ids)
+            known = self._known(batch) | self._inflight.intersection(ids)
             new = [i for i in dict.fromkeys(ids) if i not in known]
             self._inflight.update(new)
         try:
@@ -222,26 +220,15 @@ class SpoolWriter:
             self._cond.notify_all()
         return AppendResult(len(new), len(ids) - len(new))
 
-    def _known(self, batch: Batch, ids: list[str]) -> set[str]:
-        """Ids of ``batch`` the store already has (looked up within its time span)."""
+    def _known(self, batch: Batch) -> set[str]:
+        """Ids of ``batch`` the store already has (`Store.known_event_ids`, within the
+        batch's time span, on the ids connection so that the writer's appends do not make
+        the request wait)."""
         if batch.num_rows == 0:
             return set()
-        span = [x.as_py() for x in pc.min_max(batch.column("time")).values()]
-        cur = self._ids_cursor
-        # The stored ids of the span, matched in Arrow: a third of the CPU of a semi-join
-        # in DuckDB (6 vs 18 ms a 1,000-event request, bench/RESULTS.md, API); a span that
-        # holds very many stored rows is joined in DuckDB instead.
-        near = cur.query(
-            f"SELECT event_id FROM events WHERE time >= ? AND time <= ? LIMIT {_SPAN_ROWS + 1}",
-            span,
-        ).column(0)
-        if len(near) > _SPAN_ROWS:
-            near = cur.query(
-                "SELECT event_id FROM events WHERE time >= ? AND time <= ? "
-                "AND event_id IN (SELECT unnest(?))",
-                [*span, ids],
-            ).column(0)
-        return set(pc.filter(near, pc.is_in(near, batch.column("event_id"))).to_pylist())
+        span = time_span(batch.column("time"))
+        known = self._ids_cursor.known_event_ids(batch.column("event_id"), span)
+        return set(known.to_pylist())
 
     def pending(self) -> int:
         """Requests spooled and not yet in the store (the queue-depth gauge)."""

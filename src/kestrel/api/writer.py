@@ -4,7 +4,7 @@ together, on one writer thread.
 Why: an append costs a fixed part (the anti-join on ``event_id``, the commit) plus a part
 per row, and the fixed part dominates at 1,000 events a request; four requests appended as
 one cost about half as much per event (bench/RESULTS.md, API). Each request still learns
-its own counts: before the append, one semi-join finds which ids the store already has,
+its own counts: before the append, `Store.known_event_ids` finds which ids the store has,
 and ids repeated within the group count as duplicates for every request after the first.
 """
 
@@ -16,13 +16,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kestrel.events import Batch
-from kestrel.store import AppendResult, Store
+from kestrel.store import AppendResult, Store, time_span
 
 MAX_GROUP_ROWS = 50_000
-_TMP = "_kestrel_api_group"
 
 
 @dataclass(slots=True)
@@ -92,21 +90,9 @@ class GroupWriter:
         return _attribute(group, known)
 
     def _known_ids(self, batches: list[Batch]) -> set[str]:
-        ids = pa.table({"event_id": pa.concat_arrays([b.column("event_id").combine_chunks()
-                                                       for b in batches])})  # fmt: skip
-        times = pa.chunked_array([b.column("time") for b in batches])
-        # equal ids are equal records, so equal times: only the stored rows of the span
-        span = [x.as_py() for x in pc.min_max(times).values()]
-        self._store.register(_TMP, ids)
-        try:
-            found = self._store.query(
-                "SELECT DISTINCT event_id FROM events WHERE time >= ? AND time <= ? "
-                f"AND event_id IN (SELECT event_id FROM {_TMP})",  # both engines' SQL
-                span,
-            )
-        finally:
-            self._store.unregister(_TMP)
-        return set(found.column(0).to_pylist())
+        ids = pa.chunked_array([b.column("event_id") for b in batches])
+        span = time_span(pa.chunked_array([b.column("time") for b in batches]))
+        return set(self._store.known_event_ids(ids, span).to_pylist())
 
 
 def _attribute(group: list[_Job], known: set[str]) -> list[AppendResult]:

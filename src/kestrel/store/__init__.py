@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kestrel.errors import ConfigError
-from kestrel.store.base import AppendResult, EventFilter, Stats, Store
+from kestrel.store.base import AppendResult, EventFilter, Span, Stats, Store, time_span
 from kestrel.store.duckdb import DuckDBStore
 
 
@@ -29,4 +29,7 @@ def open_store(db: str | Path) -> Store:
     return DuckDBStore(text)
 
 
-__all__ = ["AppendResult", "DuckDBStore", "EventFilter", "Stats", "Store", "open_store"]
+__all__ = [
+    "AppendResult", "DuckDBStore", "EventFilter", "Span", "Stats", "Store", "open_store",
+    "time_span",
+]  # fmt: skip

@@ -7,8 +7,21 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kestrel.events import Batch
+
+Span = tuple[datetime, datetime]
+"""A time range, both ends included: where `Store.known_event_ids` looks."""
+
+
+def time_span(times: pa.Array | pa.ChunkedArray) -> Span | None:
+    """The first and last of ``times`` (a batch's ``time`` column), or None when one is
+    missing or there are none (then `Store.known_event_ids` searches the whole store)."""
+    if len(times) == 0 or times.null_count:
+        return None
+    lo, hi = pc.min_max(times).values()
+    return lo.as_py(), hi.as_py()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +70,17 @@ class Store(Protocol):
 
     def append_rejected(self, rejected: pa.Table) -> int:
         """Keep rejected records aside; the same rejection twice is kept once."""
+        ...
+
+    def known_event_ids(self, ids: pa.Array | pa.ChunkedArray, span: Span | None) -> pa.Array:
+        """Which of ``ids`` the store already has, each once (a string array, any order).
+
+        ``span`` is the time range of the rows the ids belong to (`time_span`): an event id
+        hashes the record's canonical bytes and its time is read from those bytes, so a
+        stored row with one of these ids lies within the span, and only those stored rows
+        need to be looked at. None searches every stored row. The one place that answers
+        "is this event new?" for appends, the API's per-request counts and broker intake.
+        """
         ...
 
     def events(self, where: EventFilter) -> Batch:

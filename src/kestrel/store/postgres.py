@@ -21,11 +21,12 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kestrel.errors import StoreError
 from kestrel.events import SCHEMA, Batch
 from kestrel.store import findings, management
-from kestrel.store.base import AppendResult, EventFilter, Stats
+from kestrel.store.base import AppendResult, EventFilter, Span, Stats
 from kestrel.store.duckdb import _filter_sql, _unique_by_event_id
 from kestrel.store.pgarrow import create_sql, from_csv, rows_table, to_csv
 from kestrel.store.tables import POSTGRES_TYPES, REJECTED_SCHEMA, events_ddl, rejected_ddl
@@ -93,16 +94,35 @@ class PostgresStore:
     """`Store` over PostgreSQL. ``url`` is a ``postgresql://`` connection string."""
 
     dialect = "postgres"
+    _stopped = False  # set by `interrupt`: this connection answers no further query
 
     def __init__(self, url: str) -> None:
         self.url = url
-        try:
-            self._con = psycopg.connect(url, autocommit=True)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open store {_safe(url)}: {exc}") from exc
-        self._con.execute("SET TIME ZONE 'UTC'")
+        self._con = _connect(url)
         self._migrate()
         self._con.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{_STAGE}" (LIKE events)')
+
+    def cursor(self) -> PostgresStore:
+        """Another connection to the same database, for a reader that must neither wait on
+        nor hold up this one (a hunt beside intake, which appends on this one under the
+        API's store lock). Its temporary tables are its own; `interrupt` cancels its running
+        statement. Not for appends (it has no staging table). `close` it when done."""
+        other = object.__new__(PostgresStore)
+        other.url = self.url
+        other._con = _connect(self.url)
+        return other
+
+    def interrupt(self) -> None:
+        """Cancel the statement running on this connection (safe from another thread: a
+        cancel request on a connection of its own); it raises `StoreError`. Later `query` /
+        `execute` calls raise too, so a timer that fires between two statements is not
+        lost. Meant for a `cursor` that is closed after."""
+        self._stopped = True
+        self._con.cancel_safe(timeout=5.0)
+
+    def _refuse_if_stopped(self) -> None:
+        if self._stopped:
+            raise StoreError("query canceled (time limit)")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -135,12 +155,28 @@ class PostgresStore:
             self.unregister("_kestrel_rejected")
         return n
 
+    def known_event_ids(self, ids: pa.Array | pa.ChunkedArray, span: Span | None) -> pa.Array:
+        """Probes of the unique ``event_id`` index (``= ANY`` of one array parameter);
+        ``span`` is not needed here: the index finds an id wherever its row lies."""
+        self._refuse_if_stopped()
+        if len(ids) == 0:
+            return pa.array([], pa.string())
+        try:
+            rows = self._con.execute(
+                "SELECT event_id FROM events WHERE event_id = ANY(%s)",
+                [pc.unique(ids).to_pylist()],
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"query failed: {exc}") from exc
+        return pa.array([r[0] for r in rows], pa.string())
+
     def events(self, where: EventFilter) -> Batch:
         sql, params = _filter_sql(where)
         data = self._copy_out(sql, params)
         return from_csv(data, SCHEMA)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        self._refuse_if_stopped()
         try:
             cur = self._con.execute(*_bind(sql, params))
         except psycopg.Error as exc:
@@ -151,6 +187,7 @@ class PostgresStore:
         return rows_table(names, [c.type_code for c in cur.description], cur.fetchall())
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self._refuse_if_stopped()
         try:
             self._con.execute(*_bind(sql, params))
         except psycopg.Error as exc:
@@ -218,6 +255,16 @@ class PostgresStore:
                     "INSERT INTO kestrel_migrations VALUES (?, ?, ?)",
                     [version, description, datetime.now(UTC)],
                 )
+
+
+def _connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """An autocommit connection speaking UTC."""
+    try:
+        con = psycopg.connect(url, autocommit=True)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot open store {_safe(url)}: {exc}") from exc
+    con.execute("SET TIME ZONE 'UTC'")
+    return con
 
 
 def _bind(sql: str, params: list[Any] | None) -> tuple[str, list[Any] | None]:
