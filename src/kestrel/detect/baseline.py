@@ -162,26 +162,34 @@ class WelfordBaseline:
         """`score` for a wide ``frame`` (``entity_id`` and one value column per metric):
         ``z_<metric>``, ``base_mean_<metric>``, ``base_n_<metric>`` added, null where the
         row has no value of that metric. The same numbers as scoring the long form (one row
-        per entity and metric value) and pivoting it, with one single-key join per metric."""
+        per entity and metric value) and pivoting it, with one single-key join."""
         var = pl.when(pl.col("n") > 1).then(pl.col("m2") / (pl.col("n") - 1)).otherwise(0.0)
-        out = frame
+        # the metrics' baselines side by side (one row per entity, few), then one join of
+        # the windows against them: a join of every window per metric cost more
+        bases: pl.DataFrame | None = None
         for m in metrics:
             base = self.state.filter(pl.col("metric") == m).select(
                 "entity_id",
-                pl.col("n").alias("_n"),
-                pl.col("mean").alias("_mean"),
-                var.sqrt().alias("_std"),
+                pl.col("n").alias(f"_n_{m}"),
+                pl.col("mean").alias(f"_mean_{m}"),
+                var.sqrt().alias(f"_std_{m}"),
             )
+            bases = base if bases is None else bases.join(base, "entity_id", "full", coalesce=True)
+        if bases is None:
+            return frame
+        added: list[pl.Expr] = []
+        for m in metrics:
+            n, mean = pl.col(f"_n_{m}"), pl.col(f"_mean_{m}")
             has = pl.col(m).is_not_null()
-            std = pl.max_horizontal(pl.col("_std"), pl.lit(self.min_std))
-            ready = has & (pl.col("_n").fill_null(0) >= self.min_samples)
-            out = out.join(base, on="entity_id", how="left").with_columns(
-                pl.when(ready).then((pl.col(m) - pl.col("_mean")) / std).alias(f"z_{m}"),
-                pl.when(has).then(pl.col("_mean")).alias(f"base_mean_{m}"),
-                pl.when(has).then(pl.col("_n")).alias(f"base_n_{m}"),
-            )
-            out = out.drop("_n", "_mean", "_std")
-        return out
+            std = pl.max_horizontal(pl.col(f"_std_{m}"), pl.lit(self.min_std))
+            ready = has & (n.fill_null(0) >= self.min_samples)
+            added += [
+                pl.when(ready).then((pl.col(m) - mean) / std).alias(f"z_{m}"),
+                pl.when(has).then(mean).alias(f"base_mean_{m}"),
+                pl.when(has).then(n).alias(f"base_n_{m}"),
+            ]
+        out = frame.join(bases, on="entity_id", how="left").with_columns(added)
+        return out.drop(bases.columns[1:])
 
     def score_then_learn_wide(self, frame: pl.DataFrame, metrics: Sequence[str]) -> pl.DataFrame:
         """`score_wide` against the state as of the batch start, then learn the values."""
