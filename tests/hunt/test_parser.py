@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -64,3 +65,53 @@ def test_multiline_statement_and_comments() -> None:
 def test_sort_command_after_assignment() -> None:
     hunt = parse("b = a\nSORT a BY pid")
     assert [type(s.command) for s in hunt.statements] == [ast.VarExpr, ast.Sort]
+
+
+def test_standalone_parser_is_built_from_this_grammar() -> None:
+    """`grammar_parser` is generated: it must be regenerated when the grammar changes."""
+    from kestrel.hunt import grammar_build, grammar_parser
+
+    assert grammar_build.grammar_sha256() == grammar_parser.GRAMMAR_SHA256, (
+        "grammar.lark changed: run `python -m kestrel.hunt.grammar_build`"
+    )
+
+
+def _lark_outcome(parser: object, text: str) -> object:
+    """The tree or the error's class name, line, column and expected terminals (trees compare
+    by rule names and tokens: Lark's rule names are tokens, the stand-alone's plain text)."""
+    try:
+        return parser.parse(text)  # type: ignore[attr-defined]
+    except Exception as exc:
+        expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+        return (type(exc).__name__, getattr(exc, "line", None), getattr(exc, "column", None),
+                expected)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text",
+    [*IDENTITY, *(str(c["hunt"]) for c in ERRORS)],
+)
+def test_standalone_parser_matches_lark(text: str) -> None:
+    """The stand-alone parser gives Lark's own trees, positions and errors."""
+    from lark import Lark
+
+    from kestrel.hunt.grammar_build import GRAMMAR
+    from kestrel.hunt.parser import _lark
+
+    reference = _reference_lark(Lark, GRAMMAR.read_text())
+    assert _lark_outcome(_lark(), text) == _lark_outcome(reference, text)
+    if not isinstance(_lark_outcome(reference, text), tuple):
+        mine, theirs = _lark().parse(text), reference.parse(text)
+        spans = [(t.meta.line, t.meta.column) for t in mine.iter_subtrees() if not t.meta.empty]
+        assert spans == [(t.meta.line, t.meta.column) for t in theirs.iter_subtrees()
+                         if not t.meta.empty]  # fmt: skip
+
+
+_REFERENCE: dict[str, object] = {}
+
+
+def _reference_lark(lark: type, grammar: str) -> Any:
+    """Lark itself over the grammar, with the options the stand-alone parser was made with."""
+    if grammar not in _REFERENCE:
+        _REFERENCE[grammar] = lark(grammar, parser="lalr", propagate_positions=True)
+    return _REFERENCE[grammar]
