@@ -20,9 +20,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from kestrel.detect.cloud.common import batch_columns
+from kestrel.detect.cloud.common import batch_columns, distinct_sorted, string_codes
 from kestrel.events import Batch
 
 _TS = pl.Datetime("us", "UTC")
@@ -130,7 +129,7 @@ def batch_profiles(events: pl.DataFrame) -> pl.DataFrame:
     integer arrays. A Polars group_by with these ~40 aggregates over the entity strings cost
     about 4x more CPU. The fields are those of `reference_profiles` (the test compares them)."""
     n = events.height
-    codes, entities = _codes(events["entity_id"])
+    codes, entities = string_codes(events["entity_id"])
     k = len(entities)
     marked = events.select(
         _API.fill_null(False).alias("api"),
@@ -204,9 +203,9 @@ def batch_operations(events: pl.DataFrame) -> pl.DataFrame:
     calls = events.filter(_API).with_columns(pl.col("cloud_service").fill_null(""))
     if calls.is_empty():
         return pl.DataFrame(schema=OPS_SCHEMA)
-    e, entities = _codes(calls["entity_id"])
-    s, services = _codes(calls["cloud_service"])
-    o, operations = _codes(calls["cloud_operation"])
+    e, entities = string_codes(calls["entity_id"])
+    s, services = string_codes(calls["cloud_service"])
+    o, operations = string_codes(calls["cloud_operation"])
     key = (e * len(services) + s) * len(operations) + o
     keyed = pl.DataFrame({"key": key, "time": calls["time"]})
     grouped = keyed.group_by("key").agg(pl.col("time").min().alias("first_seen"), pl.len())
@@ -223,17 +222,6 @@ def batch_operations(events: pl.DataFrame) -> pl.DataFrame:
             "calls": grouped["len"],
         }
     ).cast(OPS_SCHEMA)  # type: ignore[arg-type]
-
-
-def _codes(values: pl.Series) -> tuple[npt.NDArray[np.int64], pl.Series]:
-    """Dense integer codes of a string column with no nulls (its row's index into the
-    distinct values, by Arrow's ``dictionary_encode``) and the distinct values."""
-    encoded = pc.dictionary_encode(values.to_arrow())
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    distinct = pl.Series(values.name, encoded.dictionary, dtype=pl.String)
-    return codes, distinct
 
 
 def _first(values: pl.Series, codes: npt.NDArray[np.int64], k: int) -> pl.Series:
@@ -259,7 +247,7 @@ def _sets(values: pl.Series, codes: npt.NDArray[np.int64], k: int) -> pl.Series:
     rows = np.flatnonzero(values.is_not_null().to_numpy())
     if not len(rows):
         return pl.Series([[] for _ in range(k)], dtype=pl.List(pl.String))
-    vcodes, distinct = _codes(values.gather(rows))
+    vcodes, distinct = string_codes(values.gather(rows))
     order = distinct.arg_sort().to_numpy()
     rank = np.empty(len(distinct), dtype=np.int64)
     rank[order] = np.arange(len(distinct))
@@ -268,7 +256,7 @@ def _sets(values: pl.Series, codes: npt.NDArray[np.int64], k: int) -> pl.Series:
     if k * width <= 4 * len(rows) + 1024:  # a presence table is cheaper than a sort
         pairs = np.flatnonzero(np.bincount(pairs, minlength=k * width))
     else:
-        pairs = np.unique(pairs)
+        pairs = distinct_sorted(pairs)
     owner, value = pairs // width, pairs % width
     offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=k))])
     flat = distinct.gather(order).gather(value).to_arrow().cast(pa.large_string())
