@@ -36,7 +36,7 @@ from kestrel.detect import Detector
 from kestrel.detect.cloud.common import forget_batch_columns
 from kestrel.eval.datasets import Group, Record, scrub
 from kestrel.events import SCHEMA, Batch
-from kestrel.findings import Finding
+from kestrel.findings import Finding, Severity
 from kestrel.ingest import READERS
 from kestrel.ingest.base import Source
 from kestrel.store import Store
@@ -102,11 +102,18 @@ class Outcome:
     detectors: tuple[str, ...] = ()
     signals: tuple[str, ...] = ()
     rejected: bool = False
+    # (detector, the highest severity of its findings that name this record's events)
+    severities: tuple[tuple[str, int], ...] = ()
 
     @property
     def scored(self) -> bool:
         """Whether this record counts in the scores (in the dataset's scope)."""
         return not self.record.excluded
+
+    @property
+    def severity(self) -> int | None:
+        """The highest severity of the findings that name this record (None: unflagged)."""
+        return max((sev for _, sev in self.severities), default=None)
 
     @property
     def flagged(self) -> bool:
@@ -134,6 +141,7 @@ class Evaluation:
             "misses": [_brief(o) for o in scored if o.record.positive and not o.flagged],
             "false_positives": [_brief(o) for o in scored if o.flagged and not o.record.positive],
             "without_sigma": _without_sigma(scored),
+            "by_severity": _by_severity(scored),
             "excluded": {"records": len(out), "positive": sum(o.record.positive for o in out),
                          "by_reason": dict(Counter(o.record.excluded for o in out)),
                          "keys": [o.record.key for o in out]},
@@ -159,9 +167,10 @@ def run_group(group: Group, detectors: Mapping[str, Detector]) -> list[Outcome]:
     hits = _hits(findings)
     for rec, event_ids in zip(records, keys, strict=True):
         found = [h for e in event_ids for h in hits.get(e, [])]
-        dets = tuple(sorted({d for d, _ in found}))
-        sigs = tuple(sorted({s for _, ss in found for s in ss}))
-        out.append(Outcome(group.name, rec, dets, sigs, rejected=not event_ids))
+        dets = tuple(sorted({d for d, _, _ in found}))
+        sigs = tuple(sorted({s for _, ss, _ in found for s in ss}))
+        worst = tuple((d, max(sev for dd, _, sev in found if dd == d)) for d in dets)
+        out.append(Outcome(group.name, rec, dets, sigs, not event_ids, worst))
     return out
 
 
@@ -244,12 +253,13 @@ def _key(fmt: str, raw: str) -> str:
     return str(row.get("sample_id") or (row.get("timestamp"), row.get("host")))
 
 
-def _hits(findings: list[Finding]) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
-    out: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+def _hits(findings: list[Finding]) -> dict[str, list[tuple[str, tuple[str, ...], int]]]:
+    """Per event id: (detector, signal names, severity) of each finding naming it."""
+    out: dict[str, list[tuple[str, tuple[str, ...], int]]] = {}
     for f in findings:
         names = tuple(s.name for s in f.signals)
         for e in f.evidence:
-            out.setdefault(e, []).append((f.detector, names))
+            out.setdefault(e, []).append((f.detector, names, int(f.severity)))
     return out
 
 
@@ -293,17 +303,30 @@ def _by_detector(outcomes: list[Outcome]) -> dict[str, Any]:
 def _without_sigma(outcomes: list[Outcome]) -> dict[str, Any]:
     """Event and label scores of Kestrel's own detectors, the Sigma rules' flags left out."""
     own = [Outcome(o.group, o.record, tuple(d for d in o.detectors if d != "sigma"),
-                   tuple(s for s in o.signals if not s.startswith("sigma:")), o.rejected)
+                   tuple(s for s in o.signals if not s.startswith("sigma:")), o.rejected,
+                   tuple(ds for ds in o.severities if ds[0] != "sigma"))
            for o in outcomes]  # fmt: skip
     fps = [_brief(o) for o in own if o.flagged and not o.record.positive]
     misses = [_brief(o) for o in own if o.record.positive and not o.flagged]
     return {"event": _scores(own), "technique": _labels(own), "misses": misses,
-            "false_positives": fps}  # fmt: skip
+            "false_positives": fps, "by_severity": _by_severity(own)}  # fmt: skip
+
+
+def _by_severity(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Event scores counting only the records a finding of at least medium / high severity
+    names: what an alert queue that leaves out low findings (hunting leads) would see."""
+    out = {}
+    for name, floor in (("medium", Severity.MEDIUM), ("high", Severity.HIGH)):
+        kept = [o if (o.severity or 0) >= floor else Outcome(o.group, o.record)
+                for o in outcomes]  # fmt: skip
+        out[name] = _scores(kept)
+    return out
 
 
 def _brief(o: Outcome) -> dict[str, Any]:
     return {"group": o.group, "label": o.record.label, "key": o.record.key,
             "detectors": list(o.detectors), "signals": list(o.signals),
+            "severity": Severity(o.severity).name.lower() if o.severity is not None else None,
             "rejected_by_reader": o.rejected}  # fmt: skip
 
 

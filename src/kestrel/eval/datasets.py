@@ -33,6 +33,7 @@ from kestrel.errors import ConfigError
 from kestrel.eval.generate import SCENARIOS, generate
 
 _HARNESS = re.compile(rb"(?i)stratus[-_ ]?red[-_ ]?team|stratus")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass
@@ -107,8 +108,9 @@ def panther(path: Path) -> Iterator[Group]:
     (``p_enrichment`` / ``p_any_*`` fields only): those are kept, marked ``excluded`` with the
     reason, and left out of the scores. CloudTrail records stored with lower-cased keys
     (Panther's data-lake form: ``eventname``, ``useridentity``) get their CloudTrail names
-    back (`camel_keys`). A test record without ``eventTime`` (a real CloudTrail record always
-    has one) gets Panther's ``p_event_time`` or, failing that, a fixed placeholder time
+    back (`camel_keys`). A test record without ``eventTime``, or whose ``eventTime`` the case's
+    author replaced with text (``"..."``, ``"redacted"``; a real CloudTrail record always has
+    a time), gets Panther's ``p_event_time`` or, failing that, a fixed placeholder time
     (`_placeholder_time`), so that it is detected at all; nothing else in a record is changed.
     """
     _need(path)
@@ -120,7 +122,7 @@ def panther(path: Path) -> Iterator[Group]:
             if "eventName" not in log and "eventname" in log:
                 log = camel_keys(log)
             excluded = "" if "eventName" in log else _not_cloudtrail(log)
-            if not excluded and not log.get("eventTime"):
+            if not excluded and not _DATE.match(str(log.get("eventTime") or "")):
                 log = {**log, "eventTime": _placeholder_time(log)}
             rec = Record(_dumps(log), bool(case["expected_result"]), case["rule_id"],
                          key=name, excluded=excluded)  # fmt: skip
@@ -159,7 +161,9 @@ def camel_keys(log: Mapping[str, Any]) -> dict[str, Any]:
 def _placeholder_time(log: dict[str, object]) -> str:
     """``p_event_time`` as ISO 8601, else a fixed working-hours time (a placeholder only:
     every Panther case is its own group, so no other record is near it in time)."""
-    stamp = str(log.get("p_event_time") or "2024-01-15T12:00:00Z")
+    stamp = str(log.get("p_event_time") or "")
+    if not _DATE.match(stamp):
+        stamp = "2024-01-15T12:00:00Z"
     return stamp.replace(" ", "T", 1) if "T" not in stamp else stamp
 
 

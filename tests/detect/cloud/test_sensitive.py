@@ -235,6 +235,53 @@ PAIRS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("access-key-for-other-user",
      record("CreateAccessKey", "iam", {"userName": "bob"}),
      record("CreateAccessKey", "iam", {"userName": "alice"})),
+    ("resource-policy-public",  # judged per statement: a conditioned one beside hides nothing
+     record("SetQueueAttributes", "sqs", {"attributes": {"Policy": json.dumps({"Statement": [
+         {"Effect": "Allow", "Principal": "*", "Action": "sqs:*",
+          "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}}},
+         {"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage"}]})}}),
+     record("SetQueueAttributes", "sqs", {"attributes": {"Policy": json.dumps({"Statement": [
+         {"Effect": "Allow", "Principal": "*", "Action": "sqs:*",
+          "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}}},
+         {"Effect": "Deny", "Principal": "*", "Action": "sqs:DeleteQueue"}]})}})),
+    ("root-login-failed",
+     record("ConsoleLogin", "signin", None, userIdentity=ROOT,
+            responseElements={"ConsoleLogin": "Failure"}),
+     record("ConsoleLogin", "signin", None, responseElements={"ConsoleLogin": "Failure"})),
+    ("console-mfa-failed",
+     record("ConsoleLogin", "signin", None, additionalEventData={"MFAUsed": "Yes"},
+            responseElements={"ConsoleLogin": "Failure"}),
+     record("ConsoleLogin", "signin", None, additionalEventData={"MFAUsed": "No"},
+            responseElements={"ConsoleLogin": "Failure"})),
+    ("offensive-tool-user-agent",
+     record("GetCallerIdentity", "sts", None, userAgent="trufflehog/3.63.0"),
+     record("GetCallerIdentity", "sts", None, userAgent="aws-cli/2.15.0 md/kalimba")),
+    ("offensive-tool-user-agent",
+     record("ListBuckets", "s3", None,
+            userAgent="Boto3/1.26 Python/3.11 Linux/6.1.0-kali5-amd64 Botocore/1.29"),
+     record("ListBuckets", "s3", None, userAgent="Boto3/1.26 Python/3.11 Linux/6.1.0-amd64")),
+    ("sso-device-code-token",
+     record("CreateToken", "sso-oauth", {"clientId": "c",
+            "grantType": "urn:ietf:params:oauth:grant-type:device_code"}),
+     record("CreateToken", "sso-oauth", {"clientId": "c", "grantType": "refresh_token"})),
+    ("s3-customer-key-encryption",
+     record("CopyObject", "s3", {"bucketName": "b", "key": "k",
+            "x-amz-server-side-encryption-customer-algorithm": "AES256"}),
+     record("CopyObject", "s3", {"bucketName": "b", "key": "k",
+            "x-amz-server-side-encryption": "aws:kms"})),
+    ("network-reachability-changed",
+     record("CreateNetworkAclEntry", "ec2", {"cidrBlock": "10.0.0.0/8", "egress": False,
+                                             "ruleAction": "allow", "networkAclId": "acl-1"}),
+     record("CreateNetworkAclEntry", "ec2", {"cidrBlock": "10.0.0.0/8", "egress": False,
+                                             "ruleAction": "deny", "networkAclId": "acl-1"})),
+    ("snapshot-or-image-created",
+     record("CreateDBSnapshot", "rds", {"dBSnapshotIdentifier": "s"},
+            responseElements={"snapshotType": "manual"}),
+     record("CreateDBSnapshot", "rds", {"dBSnapshotIdentifier": "s"},
+            responseElements={"snapshotType": "automated"})),
+    ("public-or-shared-snapshots-listed",
+     record("DescribeDBSnapshots", "rds", {"includePublic": True}),
+     record("DescribeDBSnapshots", "rds", {"dBInstanceIdentifier": "db"})),
 ]  # fmt: skip
 
 
@@ -350,7 +397,7 @@ def test_a_record_without_a_principal_is_still_scored() -> None:
         ({"id": "x", "ops": ["A"], "techniques": ["T1485"], "unless_rules": ["nope"]}, "unknown"),
         ({"id": "x", "ops": ["A"], "techniques": ["T1485"], "params": ["a"]}, "mapping"),
         ({"id": "x", "ops": ["A"], "techniques": []}, "no techniques"),
-        ({"id": "x", "ops": ["A"], "techniques": ["T1485"], "level": "low"}, "level"),
+        ({"id": "x", "ops": ["A"], "techniques": ["T1485"], "level": "critical"}, "level"),
     ],
 )
 def test_bad_table_entries_are_refused(tmp_path: Path, entry: dict[str, Any], message: str) -> None:
@@ -360,6 +407,22 @@ def test_bad_table_entries_are_refused(tmp_path: Path, entry: dict[str, Any], me
     path.write_text(yaml.safe_dump([entry]), encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_table(path)
+
+
+def test_low_rows_are_leads_that_raise_no_severity() -> None:
+    """A low row alone makes a low finding; beside a medium row in the same window it adds
+    nothing (the finding stays medium), so ordinary changes never escalate an alert."""
+    reboot = record("RebootDBInstance", "rds", {"dBInstanceIdentifier": "db"})
+    found = NewBehaviourDetector().detect(batch(reboot))
+    assert [str(f.severity) for f in found] == ["low"]
+    assert [s.kind for s in found[0].signals] == ["context"]
+    created = record("CreateUser", "iam", {"userName": "bob"}, eventTime="2024-05-01T10:01:00Z")
+    both = NewBehaviourDetector().detect(batch(reboot, created))
+    assert [str(f.severity) for f in both] == ["medium"]
+    assert {s.name for s in both[0].signals} == {
+        "new.sensitive:database-restarted",
+        "new.sensitive:user-created",
+    }
 
 
 def test_secrets_burst_needs_five_calls_in_a_window() -> None:
@@ -375,7 +438,7 @@ PLAIN = [
     (r.id, op, r.source[0] if r.source else "svc", r.attempts)
     for r in load_table()
     if not (r.params or r.when or r.principal or r.other_user or r.min_count > 1 or r.unless_rules
-            or r.unless or r.params_unless)
+            or r.unless or r.params_unless or r.user_agent)
     for op in r.ops
 ]  # fmt: skip
 

@@ -7,7 +7,10 @@ Two kinds of "new":
   (`sensitive_operations.yml`: StopLogging, sharing a snapshot, CreateAccessKey for another
   user, opening port 22 to the world, ...). A row it has triggered before (in the learnt
   state) is not new and gives no signal: an automation role that rotates keys every night is
-  not flagged every night. ``high`` rows count as two signals (severity high on their own).
+  not flagged every night. ``high`` rows count as two signals (severity high on their own);
+  ``low`` rows (ordinary but risky changes: a security group or route changed, an instance
+  stopped, a snapshot taken, a database rebooted) are hunting leads: alone they make a low
+  finding, and beside other signals they add none (signal kind ``context``).
 * **novel operation** — a successful call (a failed one changed nothing) of a *mutating*
   operation (not Describe / List / Get / Head / Lookup) the principal never called, once
   the principal has at least ``min_history`` calls in its history. Read-only first uses are
@@ -40,6 +43,7 @@ from kestrel.detect.cloud.sensitive import (
     match,
     service_linked,
     succeeded,
+    user_agent_matches,
 )
 from kestrel.events import Batch
 from kestrel.findings import Entity, Finding, Signal
@@ -49,6 +53,8 @@ _SEEN = {"entity_id": pl.String(), "key": pl.String()}
 _COUNTS = {"entity_id": pl.String(), "n": pl.Int64()}
 _READ_ONLY = r"^(Describe|List|Get|Head|Lookup|BatchGet|Search|Check|Preview|Test)"
 _WIN = ["entity_id", "window_start"]
+# signal kind of a table row's level, for severity (`kestrel.findings.severity`)
+_KIND = {"high": "sensitive", "medium": "novelty", "low": "context"}
 
 
 class NewBehaviourDetector(StatefulDetector):
@@ -179,7 +185,7 @@ class NewBehaviourDetector(StatefulDetector):
             return Signal(f"new.operation:{name}", name, None, "first call by this principal",
                           "novelty")  # fmt: skip
         rule: SensitiveRule = self._by_id[name]
-        level = "sensitive" if rule.level == "high" else "novelty"
+        level = _KIND[rule.level]
         detail = f"first time for this principal; {', '.join(rule.ops) or 'any operation'}"
         return Signal(f"new.sensitive:{name}", name, float(rule.min_count), detail, level)
 
@@ -219,4 +225,6 @@ def _gate(rule: SensitiveRule) -> pl.Expr:
         out = out & pl.col("cloud_service").is_in(list(rule.source))
     if rule.principal:
         out = out & pl.col("cloud_principal_type").is_in(list(rule.principal))
+    if rule.user_agent:
+        out = out & user_agent_matches(rule.user_agent)
     return out

@@ -26,10 +26,12 @@ import yaml
 from kestrel.errors import ConfigError
 
 DEFAULT_TABLE = Path(__file__).with_name("sensitive_operations.yml")
-_LEVELS = ("high", "medium")
+# high: two signals (high on its own); medium: one; low: an ordinary but risky change, a
+# hunting lead worth a look the first time a principal makes it, that raises no severity
+_LEVELS = ("high", "medium", "low")
 # columns `match` reads (besides ``raw``); callers must provide them
 COLUMNS = ("entity_id", "cloud_operation", "cloud_service", "cloud_principal_type",
-           "cloud_error_code", "outcome", "user_name")  # fmt: skip
+           "cloud_error_code", "outcome", "user_name", "cloud_user_agent")  # fmt: skip
 # service-linked roles can only be assumed by the AWS service they belong to: their calls are
 # AWS acting on the account (Trusted Advisor, SSO, Backup), not a principal's behaviour
 SERVICE_LINKED = ":role/aws-service-role/"
@@ -54,6 +56,7 @@ class SensitiveRule:
     other_user: bool = False
     min_count: int = 1
     service_roles: bool = False
+    user_agent: str = ""
 
     def expr(self) -> pl.Expr:
         """True on the rows of a frame of API calls this rule matches (without
@@ -64,6 +67,8 @@ class SensitiveRule:
             out = out & pl.col("cloud_service").is_in(list(self.source))
         if self.principal:
             out = out & pl.col("cloud_principal_type").is_in(list(self.principal))
+        if self.user_agent:
+            out = out & user_agent_matches(self.user_agent)
         if not self.attempts:
             out = out & succeeded()
         if not self.service_roles:
@@ -93,6 +98,12 @@ def succeeded() -> pl.Expr:
         & (pl.col("outcome").fill_null("") != "failure")
         & ~failed_signin.fill_null(False)
     )
+
+
+def user_agent_matches(pattern: str) -> pl.Expr:
+    """True where the record's user agent matches ``pattern`` (a column, not the raw JSON:
+    cheap enough for rows that name no operation)."""
+    return pl.col("cloud_user_agent").fill_null("").str.contains(pattern)
 
 
 def service_linked() -> pl.Expr:
@@ -135,7 +146,7 @@ def _pairs(entry: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
 
 _FIELDS = {"id", "ops", "level", "techniques", "source", "params", "params_unless",
            "principal", "attempts", "when", "unless", "unless_rules", "other_user",
-           "min_count", "service_roles"}  # fmt: skip
+           "min_count", "service_roles", "user_agent"}  # fmt: skip
 
 
 def _rule(entry: dict[str, Any], path: Path) -> SensitiveRule:
@@ -158,6 +169,7 @@ def _rule(entry: dict[str, Any], path: Path) -> SensitiveRule:
             other_user=bool(entry.get("other_user", False)),
             min_count=int(entry.get("min_count", 1)),
             service_roles=bool(entry.get("service_roles", False)),
+            user_agent=str(entry.get("user_agent") or ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: bad sensitive-operation entry {entry!r}: {exc}") from exc
