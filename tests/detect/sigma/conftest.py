@@ -92,10 +92,14 @@ PATHS = ("polars", "python")
 
 def use_path(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     """Force one evaluation path: ``polars`` (plans, ``extract_many``: what many candidates
-    get) or ``python`` (predicates, the automaton kept between batches: what few get)."""
+    get; also every rule's guard checked first and source fields decoded only where rules
+    read them, which big logsources get) or ``python`` (predicates, the automaton kept
+    between batches: what few get)."""
     few = 0 if path == "polars" else 10**9
     monkeypatch.setattr(evaluate, "PY_CANDIDATES", few)
     monkeypatch.setattr(prefilter, "KEPT_AUTOMATON_ROWS", few)
+    monkeypatch.setattr(evaluate, "GUARD_PAIRS", few)
+    monkeypatch.setattr(evaluate, "RAW_SUBSET_ROWS", few)
 
 
 @pytest.fixture(params=PATHS)

@@ -15,6 +15,7 @@ from tests.detect.sigma.conftest import PATHS, batch_of, rule_yaml, sysmon, use_
 from tests.detect.sigma.test_differential import _records
 
 from kestrel.detect.sigma import SigmaEngine, compile_rules, load_rules, load_text
+from kestrel.detect.sigma import evaluate as evaluate_module
 from kestrel.detect.sigma.compile import CompiledRule
 from kestrel.events import Batch
 
@@ -158,3 +159,77 @@ def test_registry_logsources_scanned_together_keep_their_events(
             assert SigmaEngine(rules).family  # they are one family
             found = sorted(SigmaEngine(rules).match(batch).iter_rows())
         assert found == [(0, 0), (1, 1), (2, 0), (2, 1), (2, 2)], path
+
+
+_SIGNED = (
+    "    sel:\n        Signed: 'true'\n"
+    "    filter_path:\n        ImageLoaded|startswith: 'C:\\Windows\\System32\\'\n"
+    "    filter_sig:\n        Signature|startswith: 'Microsoft'\n"
+    "    condition: sel and not 1 of filter_*"
+)
+
+
+def _image_loads() -> tuple[Batch, list[int]]:
+    """300 signed loads from System32 (the guard rejects them), then loads elsewhere: signed
+    by Microsoft, by someone else (the only matches), unsigned, without a signature. (Record
+    numbers repeat: they are the seconds of the event's time.)"""
+    events = [
+        sysmon(
+            7,
+            n % 50 + 1,
+            ImageLoaded=f"C:\\Windows\\System32\\m{n}.dll",
+            Signed="true",
+            Signature="Evil",
+        )
+        for n in range(1, 301)
+    ]
+    outside = [("Microsoft Windows", "true"), ("Evil Corp", "true"), ("Evil", "false")]
+    for k, (sig, signed) in enumerate(outside * 2):
+        events.append(sysmon(7, 51 + k, ImageLoaded=f"D:\\x{k}.dll", Signed=signed, Signature=sig))
+    events.append(sysmon(7, 57, ImageLoaded="D:\\y.dll", Signed="true"))
+    return batch_of(events), [301, 304, 306]  # rows of "Evil Corp" (twice), no Signature
+
+
+def test_guard_spares_decoding_and_keeps_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    rules, issues = compile_rules(load_text(rule_yaml(_SIGNED, "image_load")).rules, "raise")
+    assert not issues
+    # the guard is the ImageLoaded filter only: Signed / Signature are source fields
+    assert rules[0].guard is not None and rules[0].guard_columns == {"lc:file_path"}
+    batch, expected = _image_loads()
+    decoded: list[int] = []
+    build = evaluate_module.build_frame
+
+    def spy(events: Any, rows: Any, names: Any, raw_rows: Any = None) -> Any:
+        if any(n.startswith("lc:raw:") for n in names):
+            decoded.append(len(rows) if raw_rows is None else len(raw_rows))
+        return build(events, rows, names, raw_rows)
+
+    monkeypatch.setattr(evaluate_module, "build_frame", spy)
+    assert sorted(SigmaEngine(rules).match(batch).get_column("__row").to_list()) == expected
+    assert decoded == [5]  # 5 of the 305 candidates (signed: "true") pass the guard
+    decoded.clear()
+    monkeypatch.setattr(evaluate_module, "GUARD_PAIRS", 10**9)  # no guard: the same matches
+    monkeypatch.setattr(evaluate_module, "PY_CANDIDATES", 0)
+    assert sorted(SigmaEngine(rules).match(batch).get_column("__row").to_list()) == expected
+    assert decoded == [305]
+
+
+def test_no_guard_from_one_branch_of_an_or(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ``path or sig``: the schema branch alone is no necessary condition; an event matching
+    # by the source field only must still match with guards on.
+    det = (
+        "    path:\n        ImageLoaded|startswith: 'D:\\'\n"
+        "    sig:\n        Signature: 'Evil Corp'\n    condition: path or sig"
+    )
+    rules, issues = compile_rules(load_text(rule_yaml(det, "image_load")).rules, "raise")
+    assert not issues and rules[0].guard is None
+    events = [
+        sysmon(7, n, ImageLoaded=f"C:\\Windows\\m{n}.dll", Signature="Evil Corp" if n % 2 else "MS")
+        for n in range(1, 11)
+    ]
+    events.append(sysmon(7, 11, ImageLoaded="D:\\y.dll"))
+    monkeypatch.setattr(evaluate_module, "GUARD_PAIRS", 0)
+    monkeypatch.setattr(evaluate_module, "RAW_SUBSET_ROWS", 0)
+    monkeypatch.setattr(evaluate_module, "PY_CANDIDATES", 0)
+    rows = sorted(SigmaEngine(rules).match(batch_of(events)).get_column("__row").to_list())
+    assert rows == [0, 2, 4, 6, 8, 10]

@@ -76,6 +76,16 @@ class CompiledRule:
     columns: set[str] = field(default_factory=set)  # frame columns the expression reads
     fields: tuple[str, ...] = ()  # the rule's fields, for the finding's matched-field detail
     pred: Pred | None = None  # the same rule in Python, for few candidates (`pyeval.py`)
+    # a necessary condition that reads schema columns only (see `guard`), for rules that read
+    # source fields: checked first, so ``raw`` is decoded only for the events that pass it
+    guard: pl.Expr | None = None
+    guard_columns: set[str] = field(default_factory=set)
+
+    @property
+    def reads_raw(self) -> bool:
+        """Whether evaluating the rule needs ``raw`` decoded (source fields) or lowered
+        (keywords): the costly frame columns."""
+        return any(map(_costly, self.columns))
 
 
 @dataclass(slots=True)
@@ -117,10 +127,52 @@ def compile_rule(rule: SigmaRule, pipeline: ProcessingPipeline | None = None) ->
         raise RuleError("the condition is empty", rule_source(rule))
     literals = any_clauses([clauses(t) for t in trees if t is not None])
     pred = predicate(trees, Names(refs.column, _INT_COLUMNS.__contains__, KEYWORDS))
-    return CompiledRule(
+    compiled = CompiledRule(
         meta_of(rule), logsource_dispatch(rule.logsource), any_(exprs).fill_null(False), literals,
         refs.names, tuple(refs.fields), pred,
     )  # fmt: skip
+    if compiled.reads_raw and len(exprs) == 1:
+        compiled.guard, compiled.guard_columns = guard(next(t for t in trees if t is not None))
+    return compiled
+
+
+def guard(tree: object) -> tuple[pl.Expr | None, set[str]]:
+    """The conjuncts of ``tree`` that read no source field and no keyword, as one expression
+    (null → false), with the columns it reads; None if there are none.
+
+    The rule is true only where each conjunct is true: ``a and b``; ``not (a or b)`` is
+    ``not a and not b`` (Kleene: ``a or b`` false or null leaves neither true, so the filled
+    ``not a`` holds). So an event the guard rejects cannot match, and checking it first on
+    cheap schema columns spares decoding ``raw`` for it: "Signed DLL loaded with missing PE
+    metadata" has nearly every image load as a candidate (``Signed: true``), while its
+    ``not ImageLoaded|startswith: 'C:\\Windows\\System32\\' ...`` keeps a few."""
+    cheap: list[pl.Expr] = []
+    names: set[str] = set()
+    for node, negated in _conjuncts(tree):
+        refs = _Refs()
+        expr = _node(node, refs).fill_null(False)
+        if any(map(_costly, refs.names)):
+            continue
+        cheap.append(~expr if negated else expr)
+        names |= refs.names
+    return (all_(cheap), names) if cheap else (None, set())
+
+
+def _costly(column: str) -> bool:
+    """Whether a frame column comes out of ``raw`` (a source field, or the keyword text)."""
+    return column.startswith((RAW_PREFIX, LOWER_PREFIX + RAW_PREFIX)) or column == KEYWORDS
+
+
+def _conjuncts(node: object) -> list[tuple[object, bool]]:
+    """(node, negated) whose conjunction ``node`` implies (see `guard`)."""
+    if isinstance(node, ConditionAND):
+        return [c for a in node.args for c in _conjuncts(a)]
+    if isinstance(node, ConditionNOT):
+        inner = node.args[0]
+        if isinstance(inner, ConditionOR):
+            return [(a, True) for a in inner.args]
+        return [(inner, True)]
+    return [(node, False)]
 
 
 def compile_rules(

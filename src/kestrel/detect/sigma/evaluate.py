@@ -39,6 +39,8 @@ from kestrel.detect.sigma.pyeval import FallbackError
 SMALL_JOB_ROWS = 1024  # rules with fewer candidates than this all share one job
 SLICED_WASTE = 8  # run sliced when rules x rows exceeds the candidate pairs this many times
 PY_CANDIDATES = 128  # a rule with at most this many candidates runs as a Python predicate
+GUARD_PAIRS = 256  # a rule with this many candidates checks its guard before decoding `raw`
+RAW_SUBSET_ROWS = 256  # above this many frame rows, source fields only where rules read them
 _JOB = "__job"
 _HIT = "__hit"
 
@@ -89,26 +91,91 @@ def evaluate(events: pl.DataFrame, rules: Sequence[CompiledRule], todo: list[Job
     """(rule, row) matches of every job; one evaluation frame for all of them. The rules with
     few candidates run as Python predicates over their candidates (`pyeval.py`), the rest as
     Polars plans."""
+    todo = guarded(events, rules, todo)
     if not todo:
         return pl.DataFrame(schema=PAIR_SCHEMA)
     rows = pl.concat([j.rows for j in todo]).unique().sort()
     names = set().union(*(rules[r].columns for j in todo for r in j.rules))
-    frame = build_frame(events, rows, names)
+    raw_rows = _raw_rows(rules, todo) if len(rows) > RAW_SUBSET_ROWS else None
+    frame = build_frame(events, rows, names, raw_rows)
+
+    def own(found: pl.DataFrame, pairs: pl.DataFrame | None) -> pl.DataFrame:
+        """A Polars plan's matches at its rules' own candidates only: where source fields
+        were not decoded (``raw_rows``) a rule that reads them may not be judged."""
+        if raw_rows is None or pairs is None:
+            return found
+        return found.join(pairs, on=[RULE, ROW], how="semi")
+
     found = [pl.DataFrame(schema=PAIR_SCHEMA)]
     small = []
     for job in todo:
         few, rest = split(job, rules)
         small.append(few)
         if rest is not None:
-            found.append(_job(frame, rows, rules, rest))
+            found.append(own(_job(frame, rows, rules, rest), rest.pairs))
     few = pl.concat(small)
     if few.height:
         matched, failed = _python(frame, rows, rules, few)
         found.append(matched)
         if failed:  # a value Python does not take as Polars does: Polars decides
-            redo = few.filter(pl.col(RULE).is_in(failed)).get_column(ROW).unique().sort()
-            found.append(_run(frame.gather(rows.search_sorted(redo)), rules, failed))
+            mine = few.filter(pl.col(RULE).is_in(failed))
+            redo = mine.get_column(ROW).unique().sort()
+            found.append(own(_run(frame.gather(rows.search_sorted(redo)), rules, failed), mine))
     return pl.concat(found)
+
+
+def guarded(events: pl.DataFrame, rules: Sequence[CompiledRule], todo: list[Job]) -> list[Job]:
+    """The jobs without the pairs that a rule's guard rejects (`compile.guard`: conditions on
+    schema columns that the rule requires), for rules with at least `GUARD_PAIRS` candidates
+    that read source fields. One plan over a frame of schema columns only; the pairs left
+    are the ones whose source fields must be decoded."""
+    out = []
+    for job in todo:
+        if job.pairs is None or job.pairs.height < GUARD_PAIRS:
+            out.append(job)
+            continue
+        counts = job.pairs.group_by(RULE).len().filter(pl.col("len") >= GUARD_PAIRS)
+        ids = [r for r in counts.get_column(RULE).to_list() if rules[r].guard is not None]
+        if not ids:
+            out.append(job)
+            continue
+        mine = job.pairs.get_column(RULE).is_in(ids)
+        checked = job.pairs.filter(mine)
+        at = checked.get_column(ROW).unique().sort()
+        names = set().union(*(rules[r].guard_columns for r in ids))
+        frame = build_frame(events, at, names)
+        exprs = [g.alias(str(r)) for r in ids if (g := rules[r].guard) is not None]
+        try:
+            flags = frame.select(pl.col(ROW), *exprs)
+        except pl.exceptions.PolarsError:  # a guard Polars cannot run: no guarding
+            out.append(job)
+            continue
+        passed = (
+            flags.unpivot(index=ROW, variable_name=RULE, value_name=_HIT)
+            .filter(pl.col(_HIT))
+            .select(pl.col(RULE).cast(pl.UInt32), pl.col(ROW).cast(pl.UInt32))
+        )
+        kept = checked.join(passed, on=[RULE, ROW], how="semi")
+        pairs = pl.concat([job.pairs.filter(~mine), kept]).sort(RULE, ROW)
+        if pairs.height:
+            rules_ = pairs.get_column(RULE).unique().sort().to_list()
+            out.append(Job(rules_, pairs.get_column(ROW).unique().sort(), pairs))
+    return out
+
+
+def _raw_rows(rules: Sequence[CompiledRule], todo: list[Job]) -> pl.Series:
+    """The rows (sorted) where some rule that reads source fields is evaluated on its own
+    candidates: the only rows whose ``raw`` needs decoding."""
+    parts = [pl.Series(ROW, [], dtype=pl.UInt32)]
+    for job in todo:
+        costly = [r for r in job.rules if rules[r].reads_raw]
+        if not costly:
+            continue
+        if job.pairs is None:
+            parts.append(job.rows)
+        else:
+            parts.append(job.pairs.filter(pl.col(RULE).is_in(costly)).get_column(ROW))
+    return pl.concat(parts).unique().sort()
 
 
 def split(job: Job, rules: Sequence[CompiledRule]) -> tuple[pl.DataFrame, Job | None]:

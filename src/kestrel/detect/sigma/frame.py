@@ -26,16 +26,31 @@ Tree = dict[str, "Tree | None"]
 """A struct layout: key → nested layout, or None for a text leaf."""
 
 
-def build_frame(events: pl.DataFrame, rows: pl.Series, names: Iterable[str]) -> pl.DataFrame:
-    """``events`` restricted to ``rows`` (row numbers), with the frame columns ``names``."""
+def build_frame(
+    events: pl.DataFrame,
+    rows: pl.Series,
+    names: Iterable[str],
+    raw_rows: pl.Series | None = None,
+) -> pl.DataFrame:
+    """``events`` restricted to ``rows`` (row numbers), with the frame columns ``names``.
+
+    Source fields are decoded from ``raw`` only at ``raw_rows`` (sorted, a subset of
+    ``rows``; None: at every row) and null elsewhere: decoding is the costly part, and the
+    caller may know that only some rows are read by rules that need source fields."""
     wanted = sorted(set(names))
     base_cols = {n.removeprefix(LOWER_PREFIX) for n in wanted}
     schema_cols = {n for n in base_cols if not n.startswith(RAW_PREFIX)}
     raw_fields = sorted(n.removeprefix(RAW_PREFIX) for n in base_cols if n.startswith(RAW_PREFIX))
     keep = [ROW, *sorted(schema_cols - {ROW}), *(["raw", "source"] if raw_fields else [])]
     sub = events.select(list(dict.fromkeys(keep))).gather(rows) if len(rows) else events.clear()
-    if raw_fields:
+    if raw_fields and (raw_rows is None or len(raw_rows) == len(rows)):
         sub = sub.with_columns(source_fields(sub, raw_fields))
+    elif raw_fields and raw_rows is not None and raw_rows.is_empty():
+        sub = sub.with_columns(pl.lit(None, pl.String).alias(RAW_PREFIX + f) for f in raw_fields)
+    elif raw_fields and raw_rows is not None:
+        part = sub.gather(rows.search_sorted(raw_rows))
+        decoded = part.select(ROW).with_columns(source_fields(part, raw_fields))
+        sub = sub.join(decoded, on=ROW, how="left", maintain_order="left")
     lowered = [n for n in wanted if n.startswith(LOWER_PREFIX)]
     return sub.with_columns(_lower(pl.col(n.removeprefix(LOWER_PREFIX))).alias(n) for n in lowered)
 

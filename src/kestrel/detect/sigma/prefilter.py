@@ -53,9 +53,13 @@ class LogsourceRules:
     table: pl.DataFrame  # (literal, rule, clause bit, all bits) per literal a clause names
     needles: pl.Series  # ``patterns`` as a Polars list, made once: not per batch
     automaton: AhoCorasick | None = None  # ``patterns``, built once (small batches)
-    # per pattern index: the (rule, clause bit, all bits) it hits (``table`` as Python lists,
-    # for the small-batch path, which joins in Python: no fixed Polars cost per batch)
+    # per pattern index: the (rule, clause bit, all bits) it hits, rules of several clauses
+    # (``table`` as Python lists, for the small-batch path, which joins in Python: no fixed
+    # Polars cost per batch)
     hits_of: list[list[tuple[int, int, int]]] = field(default_factory=list)
+    # per pattern index: the one-clause rules it makes candidates (one C-level set update per
+    # literal found, instead of a Python loop over ``hits_of``: "system" names hundreds)
+    singles_of: list[frozenset[int]] = field(default_factory=list)
 
     @classmethod
     def build(cls, dispatch: Dispatch, rules: Sequence[tuple[int, CompiledRule]]) -> LogsourceRules:
@@ -75,9 +79,16 @@ class LogsourceRules:
         ids = [i for i, _ in rules]
         index = {p: k for k, p in enumerate(patterns)}
         hits_of: list[list[tuple[int, int, int]]] = [[] for _ in patterns]
+        singles: list[set[int]] = [set() for _ in patterns]
         for lit, i, bit, full in rows:
-            hits_of[index[lit]].append((i, bit, full))
-        return cls(dispatch, ids, unfiltered, patterns, table, needles, automaton, hits_of)
+            if full == 1:
+                singles[index[lit]].add(i)
+            else:
+                hits_of[index[lit]].append((i, bit, full))
+        return cls(
+            dispatch, ids, unfiltered, patterns, table, needles, automaton, hits_of,
+            [frozenset(s) for s in singles],
+        )  # fmt: skip
 
     def pairs(self, events: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
         """(rule, row) for every rule whose clauses all have a literal in the record of row."""
@@ -103,7 +114,11 @@ class LogsourceRules:
         (what ``_complete`` does in Polars: one-clause rules hit by any literal, the others
         when the bits of their clauses found OR to all bits)."""
         assert self.automaton is not None
-        find, hits_of = self.automaton.find_matches_as_indexes, self.hits_of
+        find, hits_of, singles_of = (
+            self.automaton.find_matches_as_indexes,
+            self.hits_of,
+            self.singles_of,
+        )
         out_rule: list[int] = []
         out_row: list[int] = []
         for row, text in zip(rows, texts, strict=True):
@@ -112,12 +127,11 @@ class LogsourceRules:
             single: set[int] = set()
             bits: dict[int, int] = {}
             for k in {m[0] for m in find(text, overlapping=True)}:
-                for rule, bit, full in hits_of[k]:
-                    if full == 1:
-                        single.add(rule)
-                    else:  # the clause bits found, all bits above them (at most 3 clauses)
-                        bits[rule] = bits.get(rule, 0) | bit | (full << 8)
-            single.update(r for r, b in bits.items() if (b & 0xFF) == (b >> 8))
+                single.update(singles_of[k])
+                for rule, bit, full in hits_of[k]:  # the clause bits found, all bits above
+                    bits[rule] = bits.get(rule, 0) | bit | (full << 8)  # (at most 3 clauses)
+            if bits:
+                single.update(r for r, b in bits.items() if (b & 0xFF) == (b >> 8))
             out_rule.extend(single)
             out_row.extend([row] * len(single))
         return pl.DataFrame({RULE: out_rule, ROW: out_row}, schema=PAIR_SCHEMA)
