@@ -244,10 +244,11 @@ def _span(codes: npt.NDArray[np.int64], t: npt.NDArray[np.int64], k: int,
 
 def _sets(values: pl.Series, codes: npt.NDArray[np.int64], k: int) -> pl.Series:
     """Per code: its distinct non-null ``values``, sorted, as a list (empty if none)."""
-    rows = np.flatnonzero(values.is_not_null().to_numpy())
+    vcodes, distinct = string_codes(values)
+    rows = np.flatnonzero(vcodes >= 0)
     if not len(rows):
         return pl.Series([[] for _ in range(k)], dtype=pl.List(pl.String))
-    vcodes, distinct = string_codes(values.gather(rows))
+    vcodes = vcodes[rows]
     order = distinct.arg_sort().to_numpy()
     rank = np.empty(len(distinct), dtype=np.int64)
     rank[order] = np.arange(len(distinct))

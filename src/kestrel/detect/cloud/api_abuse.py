@@ -81,6 +81,8 @@ class CloudAPIAbuseDetector(StatefulDetector):
             return []
         windows = self._score(_window_stats(events, self.window))
         flagged = windows.filter(_any_signal(p))
+        if flagged.is_empty():  # most batches: no evidence to collect
+            return []
         rows = events.with_columns(pl.col("time").dt.truncate(self.window).alias("window_start"))
         ev = evidence_by(rows.join(flagged.select(_KEYS), on=_KEYS, how="semi"), _KEYS)
         return [self._finding(w) for w in flagged.join(ev, on=_KEYS).iter_rows(named=True)]

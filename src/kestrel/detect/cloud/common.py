@@ -143,12 +143,13 @@ def make_finding(
 
 
 def string_codes(values: pl.Series) -> tuple[npt.NDArray[np.int64], pl.Series]:
-    """Dense integer codes of a string column with no nulls (its row's index into the
-    distinct values, by Arrow's ``dictionary_encode``) and the distinct values."""
+    """Dense integer codes of a string column (each row's index into the distinct
+    non-null values, by Arrow's ``dictionary_encode``; -1 for a null) and those values."""
     encoded = pc.dictionary_encode(values.to_arrow())
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    indices = pc.fill_null(encoded.indices, -1)
+    codes = indices.to_numpy(zero_copy_only=False).astype(np.int64)
     distinct = pl.Series(values.name, encoded.dictionary, dtype=pl.String)
     return codes, distinct
 

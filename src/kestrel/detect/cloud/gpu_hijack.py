@@ -95,6 +95,8 @@ class GPUHijackDetector(StatefulDetector):
         windows, self._runs = high_runs(windows, self._runs, self.window, self._params["high_util"])
         flagged = windows.filter(_any_signal(self._params))
         self._learn_regions(events)
+        if flagged.is_empty():  # most batches: no evidence to collect
+            return []
         # evidence: every sample of the entity in the window (memory, temperature too)
         ev = evidence_by(samples.join(flagged.select(_WIN), on=_WIN, how="semi"), _WIN)
         return [self._finding(w) for w in flagged.join(ev, on=_WIN).iter_rows(named=True)]
