@@ -85,3 +85,57 @@ def test_unknown_option_is_a_usage_error_not_a_traceback() -> None:
     out = kestrel("hunt", "--bogus")
     assert out.returncode == 2 and "No such option: --bogus" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+SQL_HUNT = """p = GET process
+c = FIND process CREATED p
+w = p WHERE pid > 0
+s = SORT w BY pid DESC
+g = GROUP p BY host WITH COUNT(pid) AS n
+n = NEW process ['cmd.exe', 'x.exe']
+j = JOIN p, p BY pid, pid
+k = COPY s
+DISP s ATTR pid, name, first_observed
+DISP c
+DISP g
+DISP j LIMIT 2
+INFO k
+DESCRIBE p.pid
+EXPLAIN w
+DISP n"""
+
+
+def test_sql_only_hunt_runs_without_numpy_and_shows_the_same(
+    fixtures: Path, tmp_path: Path
+) -> None:
+    # PyArrow imports NumPy when it is there; a hunt that only runs SQL needs none of it
+    db = str(tmp_path / "k.duckdb")
+    ingest = kestrel("ingest", "--db", db, str(fixtures / "windows" / "winlogbeat.jsonl"))
+    assert ingest.returncode == 0, ingest.stderr
+    code = ("import sys\n{pre}from kestrel.cli import main\n"
+            "sys.argv = ['kestrel', 'hunt', '--db', sys.argv[1], '-f', 'json', '-e', sys.argv[2]]\n"
+            "main()\nprint('numpy' in sys.modules, file=sys.stderr)")  # fmt: skip
+    runs = [subprocess.run([sys.executable, "-c", code.format(pre=pre), db, SQL_HUNT],
+                           capture_output=True, text=True, timeout=120, check=False)
+            for pre in ("", "import numpy\n")]  # fmt: skip
+    without, with_numpy = runs
+    assert without.returncode == with_numpy.returncode == 0, (without.stderr, with_numpy.stderr)
+    assert without.stderr.split()[-1] == "False" and with_numpy.stderr.split()[-1] == "True"
+    assert without.stdout == with_numpy.stdout
+    shown = json.loads(without.stdout)
+    assert len(shown) == 8 and shown[0]["rows"] and shown[1]["rows"]
+
+
+def test_sql_only_takes_only_statements_that_run_as_sql() -> None:
+    from kestrel.hunt.runner import sql_only
+
+    assert sql_only("p = GET process FROM store WHERE name = 'a'\nq = GET process FROM p\nDISP q")
+    assert sql_only("p = GET process\nq = FIND process CREATED p\nINFO q")
+    for text in ("p = GET process FROM /tmp/x.json",
+                 "p = GET process WHERE SIGMA 'abc'",
+                 "p = GET process\nq = p WHERE SIGMA 'abc'",
+                 "p = LOAD /tmp/x.csv AS process",
+                 "p = GET process\nSAVE p TO /tmp/x.parquet",
+                 "p = GET process\nAPPLY python://m.f ON p",
+                 "p = GTE process"):  # fmt: skip
+        assert not sql_only(text), text

@@ -101,3 +101,19 @@ def _stored(session: Session, name: str) -> bool:
         f"SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = '{table}'"
     )
     return bool(found.column("n")[0].as_py())
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3, 20_000, 20_001, 70_000])
+def test_json_batches_joined_the_same_by_python_and_arrow(rows: int) -> None:
+    # small batches are joined by Python (no pyarrow.compute import), large ones by Arrow
+    import pyarrow as pa
+
+    from kestrel.hunt import rows as rows_module
+
+    texts = [json.dumps({"i": i, "s": "é,}x"}) for i in range(rows)]
+    column = pa.chunked_array(
+        [pa.array(texts[: rows // 2], pa.string()), pa.array(texts[rows // 2 :], pa.string())]
+    )
+    joined = rows_module._joined(column)
+    assert joined == ",".join(texts).encode()
+    assert json.loads(b"[" + joined + b"]") == [json.loads(t) for t in texts]

@@ -303,6 +303,9 @@ Command: TypeAlias = (
     Get | Find | Group | Join | Load | New | Sort | Copy | Merge | VarExpr
     | Apply | Disp | Info | Save | Describe | Explain
 )  # fmt: skip
+# The names a FROM gives the Kestrel store itself (compared in lower case).
+STORE_NAMES = ("store", "kestrel", "kestrel://store")
+
 VALUE_COMMANDS = (Get, Find, Group, Join, Load, New, Sort, Copy, Merge, VarExpr)
 
 

@@ -93,11 +93,19 @@ def _as_json(query: exp.Select, schema: pa.Schema) -> exp.Select:
     return exp.select(row.as_("j")).from_(query.subquery("d"))
 
 
+# Up to this many rows a batch's JSON strings are joined by Python: importing
+# pyarrow.compute costs more (≈ 0.05 CPU-s) than joining 20,000 strings (≈ 0.01).
+PYTHON_JOIN_ROWS = 20_000
+
+
 def _joined(column: pa.ChunkedArray | pa.Array) -> bytes:
-    """The column's strings joined by commas, by Arrow (no Python object per row)."""
+    """The column's strings joined by commas: by Python for a small batch, else by Arrow (no
+    Python object per row)."""
+    strings = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(strings) <= PYTHON_JOIN_ROWS:
+        return ",".join(strings.to_pylist()).encode()
     import pyarrow.compute as pc
 
-    strings = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     offsets = pa.array([0, len(strings)], pa.int32())
     joined = pc.binary_join(pa.ListArray.from_arrays(offsets, strings), ",")
     return bytes(joined[0].as_buffer())

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,16 +69,22 @@ def run(
     console: Console | None = None,
 ) -> None:
     """Run the hunt over the store (or the files its GETs name) and render what it shows."""
-    from kestrel.config import default_db
     from kestrel.errors import ConfigError
-    from kestrel.hunt.session import Session
-    from kestrel.store import open_store
 
     if (huntbook is None) == (execute is None):
         raise ConfigError("give a huntbook file or -e 'hunt text' (one of them)")
     if fmt not in ("table", "json"):
         raise ConfigError(f"--format is table or json, not {fmt!r}")
     text = execute if execute is not None else read(huntbook)
+    with without_numpy(sql_only(text)):
+        _run(text, db, fmt, ignore_case, console)
+
+
+def _run(text: str, db: str | None, fmt: str, ignore_case: bool, console: Console | None) -> None:
+    from kestrel.config import default_db
+    from kestrel.hunt.session import Session
+    from kestrel.store import open_store
+
     store = open_store(db or default_db())
     try:
         # DISP rows stay in the engine until shown, so render before the session closes
@@ -86,6 +93,71 @@ def run(
             render(displays, summary(session) if not displays else None, fmt, console)
     finally:
         store.close()
+
+
+def sql_only(text: str) -> bool:
+    """Whether every statement of the hunt runs as SQL in the store and is shown from Arrow
+    or DuckDB's JSON: GET from the store or a variable (no SIGMA), FIND, filters, SORT,
+    GROUP, JOIN, NEW, COPY, DISP, INFO, DESCRIBE, EXPLAIN. Files (GET FROM, LOAD, SAVE),
+    Sigma rules and APPLY go through Polars, pandas or the ingest readers, which may need
+    NumPy. False when the text does not parse (the session reports the error)."""
+    from kestrel.errors import HuntSyntaxError
+    from kestrel.hunt import ast
+    from kestrel.hunt.parser import parse
+
+    try:
+        hunt = parse(text)
+    except HuntSyntaxError:
+        return False
+    plain = (ast.Get, ast.Find, ast.Group, ast.Join, ast.New, ast.Sort, ast.Copy, ast.Merge,
+             ast.VarExpr, ast.Disp, ast.Info, ast.Describe, ast.Explain)  # fmt: skip
+    defined: set[str] = set()
+    for statement in hunt.statements:
+        command = statement.command
+        if not isinstance(command, plain) or _has_sigma(command):
+            return False
+        if isinstance(command, ast.Get) and not all(
+            name.lower() in ast.STORE_NAMES or name in defined for name in command.sources
+        ):
+            return False
+        if statement.target:
+            defined.add(statement.target)
+    return True
+
+
+def _has_sigma(node: object) -> bool:
+    """Whether a SIGMA match occurs anywhere in an AST node."""
+    from dataclasses import fields, is_dataclass
+
+    from kestrel.hunt import ast
+
+    if isinstance(node, ast.SigmaMatch):
+        return True
+    if isinstance(node, tuple):
+        return any(_has_sigma(item) for item in node)
+    if is_dataclass(node) and not isinstance(node, type):
+        return any(_has_sigma(getattr(node, f.name)) for f in fields(node))
+    return False
+
+
+@contextmanager
+def without_numpy(active: bool) -> Iterator[None]:
+    """Run a hunt of `sql_only` statements in a fresh process without importing NumPy.
+
+    PyArrow imports NumPy whenever it is installed (≈ 0.1 CPU-s, the largest single import of
+    `kestrel hunt`), though reading DuckDB's Arrow results and writing them needs none of it.
+    Only in a process that has imported neither yet (the `kestrel` command itself): NumPy is
+    marked absent while the hunt runs, so PyArrow starts without it, and unmarked afterwards;
+    a process that already holds PyArrow or NumPy is left as it is."""
+    if not active or "numpy" in sys.modules or "pyarrow" in sys.modules:
+        yield
+        return
+    sys.modules["numpy"] = None  # type: ignore[assignment]  # import numpy -> ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("numpy", False) is None:
+            del sys.modules["numpy"]
 
 
 def read(path: Path | None) -> str:

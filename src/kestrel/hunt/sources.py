@@ -16,9 +16,10 @@ import pyarrow as pa
 
 from kestrel.errors import HuntError, SourceError
 from kestrel.events import SCHEMA
+from kestrel.hunt import ast
 from kestrel.store import Store
 
-STORE_NAMES = ("store", "kestrel", "kestrel://store")
+STORE_NAMES = ast.STORE_NAMES
 
 
 def is_store(name: str) -> bool:
