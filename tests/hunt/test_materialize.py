@@ -117,3 +117,29 @@ def test_json_batches_joined_the_same_by_python_and_arrow(rows: int) -> None:
     joined = rows_module._joined(column)
     assert joined == ",".join(texts).encode()
     assert json.loads(b"[" + joined + b"]") == [json.loads(t) for t in texts]
+
+
+def test_json_times_are_utc_iso_text() -> None:
+    # DuckDB writes the times (`make_timestamp(epoch_us(t))`, no ICU): the same text as
+    # Python's isoformat in UTC, before 1970 and with another session time zone too
+    from datetime import UTC, datetime, timedelta, timezone
+
+    import pyarrow as pa
+    from sqlglot import exp
+
+    from kestrel.hunt.rows import QueryRows
+
+    times = [datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+             datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=timezone(timedelta(hours=2))),
+             None, datetime(1, 1, 1, tzinfo=UTC)]  # fmt: skip
+    store = DuckDBStore(":memory:")
+    try:
+        store.execute("SET TimeZone = 'America/New_York'")
+        store.register("t", pa.table({"t": pa.array(times, pa.timestamp("us", "UTC"))}))
+        rows = QueryRows(store, exp.select("t").from_("t"))
+        shown = json.loads(b"[" + b"".join(rows.json_chunks()) + b"]")
+    finally:
+        store.close()
+    expected = [None if t is None else t.astimezone(UTC).isoformat(timespec="microseconds")
+                for t in times]  # fmt: skip
+    assert [row["t"] for row in shown] == expected

@@ -85,7 +85,11 @@ def _as_json(query: exp.Select, schema: pa.Schema) -> exp.Select:
     for field in schema:
         value: exp.Expr = exp.column(field.name, table="d", quoted=True)
         if pa.types.is_timestamp(field.type) and field.type.tz is not None:
-            utc = exp.Anonymous(this="timezone", expressions=[exp.Literal.string("UTC"), value])
+            # the UTC wall time from the stored microseconds: `make_timestamp(epoch_us(t))`
+            # is arithmetic, `timezone('UTC', t)` goes through ICU (same text, 0.15 against
+            # 0.24-0.35 CPU-s for a million times)
+            micros = exp.Anonymous(this="epoch_us", expressions=[value])
+            utc = exp.Anonymous(this="make_timestamp", expressions=[micros])
             value = exp.func("strftime", utc, exp.Literal.string(_TIME_FORMAT))
         key = exp.to_identifier(field.name, quoted=True)
         fields.append(exp.PropertyEQ(this=key, expression=value))
