@@ -5,6 +5,7 @@
 * The profiler folds batches in groups (``flush_rows``); folding each batch at once is the
   reference. It aggregates on integer entity codes with NumPy; one Polars group_by over the
   entity strings (`reference_profiles`) is the reference.
+* `HourMask` ORs hour bits per key; a set of hours per key is the reference.
 * Every cloud detector reads its columns from one conversion per batch (`batch_columns`);
   detectors fed fresh copies of each batch (nothing shared) are the reference.
 """
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pytest
 
 from kestrel.detect.cloud import CLOUD_DETECTORS
-from kestrel.detect.cloud.common import RUN_SCHEMA, frame, high_runs
+from kestrel.detect.cloud.common import RUN_SCHEMA, HourMask, frame, high_runs
 from kestrel.detect.profile import (
     EntityProfiler,
     batch_operations,
@@ -113,6 +114,34 @@ def test_profiles_folded_in_groups_equal_folded_per_batch(generated_day: list[Ba
         for col in [c for c in g.columns if c.endswith("_sum")]:
             assert g[col].to_list() == pytest.approx(s[col].to_list(), rel=1e-12)
     assert grouped.profiles.height > 10
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hour_mask_matches_a_set_of_hours_per_key(seed: int) -> None:
+    """`HourMask` learns hours as the OR of hour bits per group; a Python set of hours per
+    key (and the earliest time of the first batch that showed it), batch after batch, is
+    the reference."""
+    rnd = random.Random(seed)
+    mask, hours, first = HourMask(), dict[str, set[int]](), dict[str, datetime]()
+    for _ in range(5):
+        rows = [(f"k{rnd.randrange(30)}", T0 + timedelta(minutes=rnd.randrange(5000)))
+                for _ in range(rnd.randrange(1, 300))]  # fmt: skip
+        schema = {"key": pl.String, "time": pl.Datetime("us", "UTC")}
+        batch = pl.DataFrame(rows, schema=schema, orient="row")
+        batch = batch.with_columns(pl.col("time").dt.hour().alias("hour"))
+        seen = mask.seen(batch, "key").to_dicts()
+        for row in seen:
+            assert row["hour_seen"] == (row["hour"] in hours.get(row["key"], set()))
+            assert row["known_since"] == first.get(row["key"])
+        mask.learn(batch, "key")
+        earliest: dict[str, datetime] = {}
+        for key, t in rows:
+            hours.setdefault(key, set()).add(t.hour)
+            earliest[key] = min(earliest.get(key, t), t)
+        for key, t in earliest.items():  # known since the first batch that showed the key
+            first.setdefault(key, t)
+    got = {r["key"]: r["hours"] for r in mask.state.to_dicts()}
+    assert got == {k: sum(1 << h for h in hs) for k, hs in hours.items()}
 
 
 def _mixed(batches: list[Batch]) -> pl.DataFrame:
