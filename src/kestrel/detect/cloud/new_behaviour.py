@@ -137,6 +137,9 @@ class NewBehaviourDetector(StatefulDetector):
 
     def _novel(self, events: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
         """First calls of a mutating operation by a principal with enough history."""
+        old = self._counts.filter(pl.col("n") >= self._params["min_history"])
+        if old.is_empty():  # no principal has the history yet (a fresh detector): none is novel
+            return events.clear().select("event_id", *_WIN, pl.lit(None, pl.String).alias("key"))
         # the read-only test on the batch's distinct operations, not on every call
         ops = events["cloud_operation"].drop_nulls().unique()
         mutating = ops.filter(~ops.str.contains(_READ_ONLY))
@@ -144,7 +147,6 @@ class NewBehaviourDetector(StatefulDetector):
             pl.col("cloud_operation").is_in(mutating.implode()) & ~service_linked()
         )
         keyed = writes.with_columns(("op:" + pl.col("cloud_operation")).alias("key"))
-        old = self._counts.filter(pl.col("n") >= self._params["min_history"])
         first = keyed.join(new, on=["entity_id", "key"], how="semi").join(
             old.select("entity_id"), on="entity_id", how="semi"
         )
