@@ -3,19 +3,23 @@ match it. The engine finds them all in one Aho-Corasick pass over the lower-case
 records, so a rule is only evaluated on the few events that contain one of its literals.
 
 For a condition tree the requirement is computed bottom-up: a leaf requires the longest plain
-run of its value; ``or`` requires the union of its branches (or nothing, if one branch
-requires nothing); ``and`` the most selective of its branches; ``not`` nothing. A rule's
-prefilter (`clauses`) keeps up to `MAX_CLAUSES` such requirements of the branches of a
-top-level ``and``, all of which must hit: a ``TargetImage`` ending in ``lsass.exe`` is in a
-third of all process-access events, ``lsass.exe`` *and* one of the ``GrantedAccess`` masks
-is far rarer. Literals are JSON-escaped because ``raw`` is JSON text: escaping is per
-character, so a substring of a value escapes to a substring of the escaped value.
+run of its value (a regular expression: the runs every match contains, `regex_requirement`);
+``or`` requires the union of its branches (or nothing, if one branch requires nothing); ``and``
+the most selective of its branches; ``not`` nothing. A rule's prefilter (`clauses`) keeps up to
+`MAX_CLAUSES` such requirements of the branches of a top-level ``and``, all of which must hit:
+a ``TargetImage`` ending in ``lsass.exe`` is in a third of all process-access events,
+``lsass.exe`` *and* one of the ``GrantedAccess`` masks is far rarer. Literals are JSON-escaped
+because ``raw`` is JSON text: escaping is per character, so a substring of a value escapes to a
+substring of the escaped value.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import re._constants as sre  # type: ignore[import-not-found]  # (no stub: private, stable)
+import re._parser as sre_parse  # type: ignore[import-not-found]
+from typing import Any
 
 from sigma.conditions import (
     ConditionAND,
@@ -28,10 +32,13 @@ from sigma.types import (
     SigmaCasedString,
     SigmaCIDRExpression,
     SigmaExpansion,
+    SigmaRegularExpression,
     SigmaString,
     SigmaType,
     SpecialChars,
 )
+
+from kestrel.detect.sigma.values import regex_pattern
 
 Requirement = frozenset[str] | None
 """A set of literals one of which must occur, or None: no literal is required."""
@@ -96,11 +103,79 @@ def value_requirement(value: SigmaType) -> Requirement:
     if isinstance(value, SigmaString):
         run = _longest_run(value)
         return frozenset(_variants(run, isinstance(value, SigmaCasedString))) if run else None
+    if isinstance(value, SigmaRegularExpression):
+        return regex_requirement(regex_pattern(value))
     if isinstance(value, SigmaCIDRExpression):
         # the run before the first wildcard (IPv6 ranges expand to ``fe8?:*``: ``fe8``)
         prefixes = [re.split(r"[*?]", p, maxsplit=1)[0].lower() for p in value.expand("*")]
         return frozenset(prefixes) if all(len(p) >= MIN_USEFUL for p in prefixes) else None
     return None
+
+
+def regex_requirement(pattern: str) -> Requirement:
+    """The literals a regular expression requires: runs of plain characters that every match
+    contains, from Python's own parse of the pattern (``re._parser``), or None.
+
+    Only what is provably in every match counts: a run of literal characters in sequence; a
+    group or a repetition of at least one is required as a whole; an alternation requires
+    one of its branches' requirements (the union; nothing if one branch requires nothing);
+    classes, ``.``, anchors, look-arounds and optional parts break a run and require nothing.
+    A pattern Python cannot parse, or any case-insensitive part (``(?i)``: Unicode case
+    folding matches the long s, U+017F, for ``s``, which lower-casing does not give),
+    requires nothing. The match is against the field's own value, which stands JSON-escaped
+    in ``raw``: runs are escaped and lower-cased as the other literals are (`_variants`).
+    Where Rust's regex rejects a pattern, Polars runs Python's ``re`` (`values.regex_match`),
+    whose parse this is."""
+    try:
+        parsed = sre_parse.parse(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    if parsed.state.flags & sre.SRE_FLAG_IGNORECASE:
+        return None
+    try:
+        found = _sequence(list(parsed))
+    except _CaseFoldedError:
+        return None
+    return frozenset(v for run in found for v in _variants(run, False)) if found else None
+
+
+class _CaseFoldedError(Exception):
+    """A part of the pattern matches case-insensitively: no literal is required."""
+
+
+def _sequence(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
+    """The best requirement of a sequence of parsed items (each of which must match)."""
+    options: list[frozenset[str]] = []
+    run: list[str] = []
+
+    def close() -> None:
+        if len(run) >= MIN_USEFUL:
+            options.append(frozenset(["".join(run)]))
+        run.clear()
+
+    for op, av in items:
+        if op is sre.LITERAL:
+            run.append(chr(av))
+            continue
+        close()
+        inner: frozenset[str] | None = None
+        if op is sre.SUBPATTERN:
+            _, add, remove, sub = av
+            if (add | remove) & sre.SRE_FLAG_IGNORECASE:
+                raise _CaseFoldedError
+            inner = _sequence(list(sub))
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+            low, _, sub = av
+            inner = _sequence(list(sub)) if low >= 1 else None
+        elif op is sre.BRANCH:
+            _, branches = av
+            inner = _union([_sequence(list(b)) for b in branches])
+        elif op is sre.ATOMIC_GROUP:
+            inner = _sequence(list(av))
+        if inner:
+            options.append(inner)
+    close()
+    return best(options)
 
 
 def _union(parts: list[Requirement]) -> Requirement:
