@@ -26,6 +26,7 @@ judge exactly as Polars would, the rule goes back to Polars for that batch.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -191,6 +192,13 @@ def split(job: Job, rules: Sequence[CompiledRule]) -> tuple[pl.DataFrame, Job | 
         pairs = mine.join(job.rows.to_frame(ROW), how="cross").select(RULE, ROW)
         others = [r for r in job.rules if rules[r].pred is None]
         return pairs, (Job(others, job.rows) if others else None)
+    if job.pairs.height <= PY_CANDIDATES * len(job.rules):  # few pairs: count in Python
+        per_rule = Counter(job.pairs.get_column(RULE).to_list())
+        ours = {r for r, n in per_rule.items() if n <= PY_CANDIDATES and rules[r].pred is not None}
+        if len(ours) == len(per_rule):  # the usual case of a small logsource: all in Python
+            return job.pairs, None
+        if not ours:
+            return pl.DataFrame(schema=PAIR_SCHEMA), job
     counts = job.pairs.group_by(RULE).len()
     few = counts.filter((pl.col("len") <= PY_CANDIDATES) & pl.col(RULE).is_in(python))
     chosen = job.pairs.get_column(RULE).is_in(few.get_column(RULE).implode())

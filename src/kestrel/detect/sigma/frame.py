@@ -63,10 +63,12 @@ def source_fields(frame: pl.DataFrame, fields: list[str]) -> list[pl.Series]:
     """``raw:<field>`` for each field: per reader, its values where the rows are of that reader."""
     sources = frame.get_column("source").unique().to_list()
     per_source = [_fields_of(frame, src, fields) for src in sources]
-    return [
-        pl.select(pl.coalesce([p[i] for p in per_source])).to_series().alias(RAW_PREFIX + f)
-        for i, f in enumerate(fields)
-    ]
+    if len(per_source) == 1:  # one reader (the usual batch): its columns as they are
+        return [s.alias(RAW_PREFIX + f) for s, f in zip(per_source[0], fields, strict=True)]
+    merged = pl.select(
+        pl.coalesce([p[i] for p in per_source]).alias(RAW_PREFIX + f) for i, f in enumerate(fields)
+    )
+    return merged.get_columns()
 
 
 def _fields_of(frame: pl.DataFrame, source: str | None, fields: list[str]) -> list[pl.Series]:
@@ -81,7 +83,9 @@ def _fields_of(frame: pl.DataFrame, source: str | None, fields: list[str]) -> li
             return _from_struct(decoded, plan[1], fields, templates, frame, raw)
         except pl.exceptions.PolarsError:
             pass  # a list or an object where text was expected: per-field paths below
-    return [frame.select(_by_paths(raw, f, templates)).to_series() for f in fields]
+    return frame.select(
+        _by_paths(raw, f, templates).alias(f"__f{i}") for i, f in enumerate(fields)
+    ).get_columns()
 
 
 def _from_struct(
@@ -96,12 +100,14 @@ def _from_struct(
     wild = [t for t in templates if "*" in t and _holds(frame, raw, t)]
     if wild:
         decoded = decoded.with_columns(frame.select(raw.alias("raw")))
-    out = []
-    for f in fields:
-        exprs = [_getter(p) for p in paths[f]]
-        exprs += [pl.col("raw").str.json_path_match(json_path(t, f)) for t in wild]
-        out.append(decoded.select(pl.coalesce(exprs)).to_series())
-    return out
+    exprs = [
+        pl.coalesce(
+            [_getter(p) for p in paths[f]]
+            + [pl.col("raw").str.json_path_match(json_path(t, f)) for t in wild]
+        ).alias(f"__f{i}")
+        for i, f in enumerate(fields)
+    ]
+    return decoded.select(exprs).get_columns()  # one plan for every field
 
 
 def _holds(frame: pl.DataFrame, raw: pl.Expr, template: str) -> bool:
