@@ -53,13 +53,14 @@ class LogsourceRules:
     table: pl.DataFrame  # (literal, rule, clause bit, all bits) per literal a clause names
     needles: pl.Series  # ``patterns`` as a Polars list, made once: not per batch
     automaton: AhoCorasick | None = None  # ``patterns``, built once (small batches)
-    # per pattern index: the (rule, clause bit, all bits) it hits, rules of several clauses
-    # (``table`` as Python lists, for the small-batch path, which joins in Python: no fixed
-    # Polars cost per batch)
-    hits_of: list[list[tuple[int, int, int]]] = field(default_factory=list)
     # per pattern index: the one-clause rules it makes candidates (one C-level set update per
-    # literal found, instead of a Python loop over ``hits_of``: "system" names hundreds)
+    # literal found: "system" alone names hundreds of rules)
     singles_of: list[frozenset[int]] = field(default_factory=list)
+    # per pattern index: the rules of several clauses whose first (most selective, see
+    # `literals.clauses`) clause names it, each with its other clauses as pattern indexes:
+    # a record found by one of these is a candidate if each other clause has a literal found
+    # too. Anchoring on the rare clause spares walking the common ones (``.exe``) per record.
+    anchored_of: list[list[tuple[int, tuple[frozenset[int], ...]]]] = field(default_factory=list)
 
     @classmethod
     def build(cls, dispatch: Dispatch, rules: Sequence[tuple[int, CompiledRule]]) -> LogsourceRules:
@@ -78,16 +79,20 @@ class LogsourceRules:
         automaton = AhoCorasick(patterns) if patterns else None
         ids = [i for i, _ in rules]
         index = {p: k for k, p in enumerate(patterns)}
-        hits_of: list[list[tuple[int, int, int]]] = [[] for _ in patterns]
         singles: list[set[int]] = [set() for _ in patterns]
-        for lit, i, bit, full in rows:
-            if full == 1:
-                singles[index[lit]].add(i)
-            else:
-                hits_of[index[lit]].append((i, bit, full))
+        anchored: list[list[tuple[int, tuple[frozenset[int], ...]]]] = [[] for _ in patterns]
+        for i, rule in rules:
+            clauses = rule.literals or ()
+            if len(clauses) == 1:
+                for lit in clauses[0]:
+                    singles[index[lit]].add(i)
+            elif clauses:
+                others = tuple(frozenset(index[lit] for lit in c) for c in clauses[1:])
+                for lit in clauses[0]:
+                    anchored[index[lit]].append((i, others))
         return cls(
-            dispatch, ids, unfiltered, patterns, table, needles, automaton, hits_of,
-            [frozenset(s) for s in singles],
+            dispatch, ids, unfiltered, patterns, table, needles, automaton,
+            [frozenset(s) for s in singles], anchored,
         )  # fmt: skip
 
     def pairs(self, events: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
@@ -112,28 +117,27 @@ class LogsourceRules:
     def _kept_automaton(self, rows: list[int], texts: list[str | None]) -> pl.DataFrame:
         """(rule, row) pairs by the automaton built once, joined with the table in Python
         (what ``_complete`` does in Polars: one-clause rules hit by any literal, the others
-        when the bits of their clauses found OR to all bits)."""
+        when each of their clauses has a literal found)."""
         assert self.automaton is not None
-        find, hits_of, singles_of = (
+        find, singles_of, anchored_of = (
             self.automaton.find_matches_as_indexes,
-            self.hits_of,
             self.singles_of,
+            self.anchored_of,
         )
         out_rule: list[int] = []
         out_row: list[int] = []
         for row, text in zip(rows, texts, strict=True):
             if text is None:
                 continue
-            single: set[int] = set()
-            bits: dict[int, int] = {}
-            for k in {m[0] for m in find(text, overlapping=True)}:
-                single.update(singles_of[k])
-                for rule, bit, full in hits_of[k]:  # the clause bits found, all bits above
-                    bits[rule] = bits.get(rule, 0) | bit | (full << 8)  # (at most 3 clauses)
-            if bits:
-                single.update(r for r, b in bits.items() if (b & 0xFF) == (b >> 8))
-            out_rule.extend(single)
-            out_row.extend([row] * len(single))
+            found = {m[0] for m in find(text, overlapping=True)}
+            rules: set[int] = set()
+            for k in found:
+                rules.update(singles_of[k])
+                for rule, others in anchored_of[k]:
+                    if all(not found.isdisjoint(o) for o in others):
+                        rules.add(rule)
+            out_rule.extend(rules)
+            out_row.extend([row] * len(rules))
         return pl.DataFrame({RULE: out_rule, ROW: out_row}, schema=PAIR_SCHEMA)
 
 
