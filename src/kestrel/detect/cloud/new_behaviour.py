@@ -102,10 +102,7 @@ class NewBehaviourDetector(StatefulDetector):
         """The batch's (principal, key) pairs that are not in the seen set, in order of
         first occurrence: one anti-join against the seen set per batch, which the sensitive
         and novel checks and the learning all use."""
-        # distinct (principal, operation) first, then the key strings: the same pairs in the
-        # same order, one string built per pair instead of one per call
-        ops = events.select("entity_id", "cloud_operation").unique(maintain_order=True)
-        ops = ops.select("entity_id", ("op:" + pl.col("cloud_operation")).alias("key"))
+        ops = events.select("entity_id", ("op:" + pl.col("cloud_operation")).alias("key"))
         rules = matched.select("entity_id", ("rule:" + pl.col("rule")).alias("key"))
         pairs = pl.concat([ops, rules]).unique(maintain_order=True)
         return pairs.join(self._seen, on=["entity_id", "key"], how="anti", maintain_order="left")
