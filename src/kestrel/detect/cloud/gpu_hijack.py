@@ -137,8 +137,8 @@ class GPUHijackDetector(StatefulDetector):
 def _windows(events: pl.DataFrame, tz: str) -> pl.DataFrame:
     util = pl.col("metric_value").filter(pl.col("metric_name") == "gpu_util")
     power = pl.col("metric_value").filter(pl.col("metric_name") == "power_watts")
-    # the local hour of each window's first sample, converted per window after the group_by
-    # (a time-zone conversion of every sample cost more than the rest of the aggregation)
+    # the local hour of each window's first sample, converted once per window after the
+    # group_by (the same hour as converting every sample; no faster in UTC, measured)
     windows = events.group_by(_WIN).agg(
         pl.col("entity_type").first(),
         util.mean().alias("gpu_util"),
