@@ -13,7 +13,8 @@ stored (the store's count is checked at the end). Bodies are built before the cl
 Prints events/s end to end (first request sent until every event is in the store: with the
 spool the last answer comes before the last append), the request latency p50 / p99 / max,
 and the server's CPU time per event (user + system, all its threads), which says more than
-wall time on a machine others are loading.
+wall time on a machine others are loading, and the load generator's CPU time (the senders'
+own, apart from the server's: on a 2-core box they share the cores).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def sender(port: int, token: str, payloads: list[bytes], start: Any, q: Any) -> 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
     start.wait()
+    cpu0 = time.process_time()
     lat = []
     for body in payloads:
         t = time.perf_counter()
@@ -68,7 +70,7 @@ def sender(port: int, token: str, payloads: list[bytes], start: Any, q: Any) -> 
         lat.append(time.perf_counter() - t)
         if resp.status != 200:
             raise SystemExit(f"HTTP {resp.status}: {data[:300]!r}")
-    q.put((lat, time.perf_counter()))
+    q.put((lat, time.perf_counter(), time.process_time() - cpu0))
 
 
 def serve(db: str, port: int, detect_every: float, spool: bool) -> subprocess.Popen[bytes]:
@@ -153,7 +155,8 @@ def run(args: argparse.Namespace, tok: str, server_pid: int) -> None:
     t0 = time.perf_counter()
     start.set()
     results = [q.get(timeout=600) for _ in procs]
-    acked = max(end for _, end in results) - t0
+    acked = max(end for _, end, _ in results) - t0
+    load_start = os.getloadavg()[0]
     total = args.senders * args.batches * args.batch
     in_store = stored(args.port, tok)
     while in_store < total and time.perf_counter() - t0 < 600:  # the spool still draining
@@ -163,15 +166,19 @@ def run(args: argparse.Namespace, tok: str, server_pid: int) -> None:
     cpu = cpu_seconds(server_pid) - cpu0
     for p in procs:
         p.join()
-    lat = [x for lats, _ in results for x in lats]
+    lat = [x for lats, _, _ in results for x in lats]
+    loadgen = sum(cpu for _, _, cpu in results)
     print(f"senders {args.senders}, requests {len(lat)} of {args.batch:,} events"
           f"{' (gzip)' if args.gzip else ''}, {size / 1e6:.1f} MB sent, "
           f"{'answered after the DuckDB commit' if args.no_spool else 'spool'}; "
-          f"load average {os.getloadavg()}")  # fmt: skip
+          f"load average (1 min) {load_start:.1f} when the last answer came, "
+          f"{os.getloadavg()[0]:.1f} at the end")  # fmt: skip
     print(f"events {total:,} in {elapsed:.2f} s: {total / elapsed:,.0f} events/s end to end "
           f"(all in the store); last answer at {acked:.2f} s; in store {in_store:,}")  # fmt: skip
     print(f"server CPU {cpu:.1f} s: {cpu / total * 1e6:.0f} us per event, "
-          f"{total / cpu:,.0f} events per server CPU-second")  # fmt: skip
+          f"{total / cpu:,.0f} events per server CPU-second; load generator CPU "
+          f"{loadgen:.1f} s ({loadgen / total * 1e6:.0f} us per event, its {args.senders} "
+          f"senders together)")  # fmt: skip
     print(f"request latency p50 {pct(lat, 50) * 1000:.0f} ms, p99 {pct(lat, 99) * 1000:.0f} ms, "
           f"max {max(lat) * 1000:.0f} ms")  # fmt: skip
 

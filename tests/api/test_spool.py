@@ -8,12 +8,14 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from kestrel.api import ApiSettings, Role, create_app, create_token
+from kestrel.api import spool as spool_module
 from kestrel.api.intake import Parsed, parse_body
 from kestrel.api.spool import Spool, SpoolWriter, records
 from kestrel.api.writer import GroupWriter
@@ -96,6 +98,34 @@ def test_counts_exact_while_rows_wait_for_the_store(
     assert (c.stored, c.duplicates) == (5, 5)
     writer.close()
     assert count(store) == 35
+    store.close()
+
+
+def test_queued_requests_are_appended_as_one_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer lingers for a group to fill (an append's cost per row falls with its
+    size), and someone waiting for the store (`wait_idle`) ends the lingering at once."""
+    monkeypatch.setattr(spool_module, "LINGER_SECONDS", 30.0)
+    store = DuckDBStore(tmp_path / "k.duckdb")
+    appended: list[int] = []
+    real_append = store.append
+
+    def counting(batch):  # type: ignore[no-untyped-def]
+        appended.append(batch.num_rows)
+        return real_append(batch)
+
+    monkeypatch.setattr(store, "append", counting)
+    writer = SpoolWriter(store, threading.RLock(), tmp_path / "spool", 1 << 26, 100_000)
+    for n in range(3):
+        data = body(f"a{n}", 0, 40)
+        assert writer.submit(parsed(data).batch, None, "agent", "t", data).stored == 40
+    started = time.monotonic()
+    assert writer.wait_idle(20)
+    assert time.monotonic() - started < 15, "wait_idle waited out the linger"
+    assert appended == [120], appended
+    assert store.stats().total == 120
+    writer.close()
     store.close()
 
 

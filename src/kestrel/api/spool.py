@@ -48,8 +48,22 @@ log = logging.getLogger(__name__)
 MAGIC = b"KSP1"
 _HEAD = struct.Struct("<4sIII")
 SEGMENT_BYTES = 64 * 1024 * 1024
-GROUP_ROWS = 20_000  # rows the writer appends at once at most
+# An append's CPU per row falls with its size, because each DuckDB commit costs about as
+# much as a few tens of thousands of rows of this 86-column table (measured with the bench's
+# rows at load 9-10: 22-26 us/row in appends of 20,000, 15-18 at 50,000, 13-17 at 100,000).
+# So the writer appends up to GROUP_ROWS at once, and when fewer are queued it waits up to
+# LINGER_SECONDS for more. Neither delays an answer (requests are answered from the spool);
+# they delay only when rows become visible to readers.
+GROUP_ROWS = 100_000  # rows the writer appends at once at most
+LINGER_SECONDS = 0.25  # how long the oldest queued request may wait for a group to fill
 QUEUED_ROWS = 200_000  # requests wait (back pressure) while this many rows await the writer
+# DuckDB checkpoints (compresses the row groups into the file) at a commit that takes its
+# WAL past `checkpoint_threshold`, 16 MB by default: with these rows that is nearly every
+# group, and each checkpoint re-compresses the table's last, partly filled row group of all
+# 86 columns. Appends of 20,000 bench rows cost 31-32 us/row so, 14-15 with 1 GB (plus 4-6
+# for the one checkpoint at the end), measured at load 10. The WAL is as durable as the
+# file (and the spool is ahead of both), so a larger one costs only replay time at start.
+CHECKPOINT_WAL = "256MB"
 _RETRY_SECONDS = 1.0
 
 
@@ -59,6 +73,7 @@ class _Job:
     rejected: pa.Table | None
     new_ids: list[str]
     segment: int
+    queued: float  # time.monotonic() when it was queued
 
 
 class Spool:
@@ -177,7 +192,8 @@ def replay(folder: Path, store: DuckDBStore, max_decoded: int, max_events: int) 
 
 class SpoolWriter:
     """Intake through the spool: `submit` returns once the body is durable; one thread
-    appends what is queued to the store in groups of up to `GROUP_ROWS` rows."""
+    appends what is queued to the store in groups of up to `GROUP_ROWS` rows, waiting up to
+    `LINGER_SECONDS` for a group to fill."""
 
     def __init__(self, store: DuckDBStore, lock: threading.RLock, folder: Path,
                  max_decoded: int, max_events: int) -> None:  # fmt: skip
@@ -185,12 +201,15 @@ class SpoolWriter:
         self._lock = lock  # the store lock: the writer appends under it
         self._ids_lock = threading.Lock()  # the queued-ids set and the ids cursor
         with lock:
+            store.execute(f"SET checkpoint_threshold = '{CHECKPOINT_WAL}'")
             self.recovered = replay(folder, store, max_decoded, max_events)
             self._ids_cursor = store.cursor()
         self._spool = Spool(folder)
         self._inflight: set[str] = set()
         self._jobs: deque[_Job | None] = deque()
-        self._queued_rows = 0
+        self._queued_rows = 0  # rows queued or being appended (back pressure)
+        self._waiting_rows = 0  # rows queued and not yet taken by the writer
+        self._draining = 0  # callers of `wait_idle`: the writer does not linger meanwhile
         self._cond = threading.Condition()
         self._failed = 0
         self._thread = threading.Thread(target=self._run, name="kestrel-spool", daemon=True)
@@ -215,8 +234,9 @@ class SpoolWriter:
                 self._inflight.difference_update(new)
             raise
         with self._cond:
-            self._jobs.append(_Job(batch, rejected, new, segment))
+            self._jobs.append(_Job(batch, rejected, new, segment, time.monotonic()))
             self._queued_rows += batch.num_rows
+            self._waiting_rows += batch.num_rows
             self._cond.notify_all()
         return AppendResult(len(new), len(ids) - len(new))
 
@@ -238,9 +258,14 @@ class SpoolWriter:
         """Block until everything spooled is in the store (tests, benchmarks)."""
         end = time.monotonic() + timeout
         with self._cond:
-            while self._queued_rows or self._jobs:
-                if not self._cond.wait(max(0.0, end - time.monotonic())):
-                    return False
+            self._draining += 1  # no lingering while someone waits for the store
+            self._cond.notify_all()
+            try:
+                while self._queued_rows or self._jobs:
+                    if not self._cond.wait(max(0.0, end - time.monotonic())):
+                        return False
+            finally:
+                self._draining -= 1
         return True
 
     def close(self) -> None:
@@ -259,6 +284,7 @@ class SpoolWriter:
             with self._cond:
                 while not self._jobs:
                     self._cond.wait()
+                self._linger()
                 group: list[_Job] = []
                 rows = 0
                 stop = False
@@ -270,10 +296,28 @@ class SpoolWriter:
                     self._jobs.popleft()
                     group.append(job)
                     rows += job.batch.num_rows
+                self._waiting_rows -= rows
             if group:
                 self._write(group)
             if stop:
                 return
+
+    def _linger(self) -> None:
+        """With fewer than `GROUP_ROWS` rows queued, wait (holding ``_cond``'s lock only
+        while not waiting) until there are, or the oldest request has waited
+        `LINGER_SECONDS`, or the writer is asked to stop or drain (`close`,
+        `wait_idle`)."""
+        oldest = self._jobs[0]
+        if oldest is None:
+            return
+        until = oldest.queued + LINGER_SECONDS
+        while (
+            self._waiting_rows < GROUP_ROWS
+            and self._jobs[-1] is not None
+            and not self._draining
+            and (left := until - time.monotonic()) > 0
+        ):
+            self._cond.wait(left)
 
     def _write(self, group: list[_Job]) -> None:
         """Append ``group`` until it is in (it is acknowledged: it must not be dropped)."""
