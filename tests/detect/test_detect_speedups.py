@@ -5,7 +5,7 @@
 * The profiler folds batches in groups (``flush_rows``); folding each batch at once is the
   reference. It aggregates on integer entity codes with NumPy; one Polars group_by over the
   entity strings (`reference_profiles`) is the reference.
-* `HourMask` ORs hour bits per key; a set of hours per key is the reference.
+* `HourMask` sums the distinct hour bits per key; a set of hours per key is the reference.
 * Every cloud detector reads its columns from one conversion per batch (`batch_columns`);
   detectors fed fresh copies of each batch (nothing shared) are the reference.
 """
@@ -118,9 +118,9 @@ def test_profiles_folded_in_groups_equal_folded_per_batch(generated_day: list[Ba
 
 @pytest.mark.parametrize("seed", range(4))
 def test_hour_mask_matches_a_set_of_hours_per_key(seed: int) -> None:
-    """`HourMask` learns hours as the OR of hour bits per group; a Python set of hours per
-    key (and the earliest time of the first batch that showed it), batch after batch, is
-    the reference."""
+    """`HourMask` learns hours as the sum of the distinct hour bits per group (their OR); a
+    Python set of hours per key (and the earliest time of the first batch that showed it),
+    batch after batch, is the reference."""
     rnd = random.Random(seed)
     mask, hours, first = HourMask(), dict[str, set[int]](), dict[str, datetime]()
     for _ in range(5):
