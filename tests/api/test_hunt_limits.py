@@ -66,16 +66,18 @@ def test_a_long_hunt_is_stopped_at_the_limit(
     full = run_hunt(state, SLOW, seconds=60)  # the same hunt with room: it completes
     assert full[0]["title"] == "g" and full[0]["total"] >= ROWS
 
-    calls: list[str] = []  # "interrupt", then "done" for each query that completed
+    calls: list[str] = []  # on the hunt's connection: "interrupt", "done" per completed query
     real = {name: getattr(DuckDBStore, name) for name in ("query", "execute", "interrupt")}
 
     def spy(name: str) -> Any:
         def call(self: DuckDBStore, *args: Any, **kwargs: Any) -> Any:
+            mine = self is not limited_api.store  # the server's own store also audits
             if name == "interrupt":
                 calls.append("interrupt")
                 return real[name](self, *args, **kwargs)
             answer = real[name](self, *args, **kwargs)
-            calls.append("done")
+            if mine:
+                calls.append("done")
             return answer
 
         return call
@@ -88,7 +90,8 @@ def test_a_long_hunt_is_stopped_at_the_limit(
     assert body["reason"] == "time_limit" and "0.2 s" in body["detail"], body
     assert "interrupt" in calls, "the time limit was reported without stopping the hunt"
     after = calls[calls.index("interrupt") + 1 :]
-    assert "done" not in after, f"queries completed after the time limit: {calls}"
+    # the query in flight may finish as the interrupt arrives; none may start after it
+    assert after.count("done") <= 1, f"queries completed after the time limit: {calls}"
     monkeypatch.undo()
     # the store goes on answering: the interrupted connection was the hunt's own
     again = run_hunt(state, "p = GET process WHERE name = 'sh'\nDISP p", seconds=60)
@@ -111,12 +114,27 @@ def test_an_interrupted_connection_refuses_later_queries() -> None:
     store.close()
 
 
-def test_a_hunt_within_the_limit_is_not_interrupted_later(api: Api) -> None:
+def test_a_hunt_within_the_limit_is_not_interrupted_later(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timer of a finished hunt fires late (simulated: called by hand, so no wall-time
+    bound that a loaded machine could break): it must neither mark the hunt expired nor
+    interrupt the store."""
     state = api.client.app.state.kestrel  # type: ignore[attr-defined]
-    # 1.5 s is ample for this small hunt even on a loaded 2-core box (0.3 s was not)
-    shown = run_hunt(state, "p = GET process\nDISP p ATTR name", seconds=1.5)
-    assert shown[0]["total"] > 0
-    time.sleep(1.7)  # past the limit: the cancelled timer must not touch the store
+    made: list[api_hunts.Deadline] = []
+
+    class Recorded(api_hunts.Deadline):
+        def __init__(self, store: Any, seconds: float) -> None:
+            super().__init__(store, seconds)
+            made.append(self)
+
+    monkeypatch.setattr(api_hunts, "Deadline", Recorded)
+    interrupted: list[bool] = []
+    monkeypatch.setattr(DuckDBStore, "interrupt", lambda self: interrupted.append(True))
+    shown = run_hunt(state, "p = GET process\nDISP p ATTR name", seconds=60)
+    assert shown[0]["total"] > 0 and len(made) == 1
+    made[0]._fire()  # the timer, firing after the hunt ended
+    assert not made[0].expired and not interrupted
     assert state.store.query("SELECT count(*) AS n FROM events").column("n")[0].as_py() > 0
 
 

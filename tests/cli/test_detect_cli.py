@@ -65,7 +65,9 @@ def test_findings_are_stored_and_exported(detected) -> None:
     sigma = kestrel("findings", "--db", db, "--format", "sigma", "--severity", "high").stdout
     rules = SigmaCollection.from_yaml(sigma)
     rules.resolve_rule_references()
-    assert sum(isinstance(r, SigmaCorrelationRule) for r in rules.rules) == len(found)
+    high = [f for f in found if f["severity"] in ("high", "critical")]
+    assert high and len(high) < len(found)  # the samples hold a low lead too: left out here
+    assert sum(isinstance(r, SigmaCorrelationRule) for r in rules.rules) == len(high)
 
 
 def test_detect_again_reads_nothing_new(detected) -> None:
