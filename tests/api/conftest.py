@@ -27,7 +27,7 @@ class Api:
     """A test client, its store and findings, and a token per role."""
 
     client: TestClient
-    store: DuckDBStore
+    store: Store
     findings: MemoryFindings
     tokens: dict[str, str]
 

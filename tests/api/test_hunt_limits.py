@@ -22,7 +22,7 @@ from kestrel.api import ApiSettings
 from kestrel.api import hunts as api_hunts
 from kestrel.api.hunts import HuntRunError, run_hunt
 from kestrel.hunt.session import Session
-from kestrel.store import DuckDBStore, open_store
+from kestrel.store import DuckDBStore, Store, open_store
 
 # time limits of 0.2-1.5 s: run alone, not beside other tests
 pytestmark = pytest.mark.serial
@@ -37,7 +37,7 @@ SLOW = (
 ROWS = 300_000
 
 
-def _fill(store: DuckDBStore, rows: int) -> None:
+def _fill(store: Store, rows: int) -> None:
     store.execute(
         'INSERT INTO events (event_id, time, "class", activity, source, raw, process_pid, '
         "process_name, process_cmdline, host, entity_id, entity_type) "

@@ -111,7 +111,7 @@ def test_queued_requests_are_appended_as_one_group(
     appended: list[int] = []
     real_append = store.append
 
-    def counting(batch):  # type: ignore[no-untyped-def]
+    def counting(batch):
         appended.append(batch.num_rows)
         return real_append(batch)
 

@@ -16,6 +16,7 @@ import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -126,7 +127,7 @@ def test_hour_mask_matches_a_set_of_hours_per_key(seed: int) -> None:
     for _ in range(5):
         rows = [(f"k{rnd.randrange(30)}", T0 + timedelta(minutes=rnd.randrange(5000)))
                 for _ in range(rnd.randrange(1, 300))]  # fmt: skip
-        schema = {"key": pl.String, "time": pl.Datetime("us", "UTC")}
+        schema: dict[str, Any] = {"key": pl.String, "time": pl.Datetime("us", "UTC")}
         batch = pl.DataFrame(rows, schema=schema, orient="row")
         batch = batch.with_columns(pl.col("time").dt.hour().alias("hour"))
         seen = mask.seen(batch, "key").to_dicts()

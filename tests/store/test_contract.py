@@ -122,7 +122,7 @@ def test_profiles_are_real_tables(any_store: Store):
 def test_detection_and_hunt_run_unchanged(any_store: Store):
     """The embedded runner and the hunting language over this store: same findings as the
     DuckDB reference, and a hunt that finds the generated principals."""
-    _ingest(any_store, generated("all", 24, 3).records)  # type: ignore[arg-type]
+    _ingest(any_store, generated("all", 24, 3).records)
     report = run_detection(any_store, default_detectors(("sigma",)))
     assert report.stored == len(load_findings(any_store)) > 0
     with Session(any_store) as s:

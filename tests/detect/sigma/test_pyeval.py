@@ -197,7 +197,7 @@ def test_guard_spares_decoding_and_keeps_matches(monkeypatch: pytest.MonkeyPatch
     assert rules[0].guard is not None and rules[0].guard_columns == {"lc:file_path"}
     batch, expected = _image_loads()
     decoded: list[int] = []
-    build = evaluate_module.build_frame
+    build = evaluate_module.build_frame  # type: ignore[attr-defined]
 
     def spy(events: Any, rows: Any, names: Any, raw_rows: Any = None) -> Any:
         if any(n.startswith("lc:raw:") for n in names):
