@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pyarrow as pa
+
 from kestrel.events import make_batch, parse_times, utf8_column
 from kestrel.ingest.base import Chunk, Rejected
 from kestrel.ingest.framing import RawRecords
@@ -22,14 +24,17 @@ def finish_chunk(
     """Build the chunk for ``run`` from per-column lists.
 
     Args:
-        cols: column name → values, one per kept record; must include ``time`` (ISO strings)
-            and ``raw`` (canonical bytes, the fast path, or str).
+        cols: column name → values, one per kept record; must include ``time`` (ISO strings,
+            or a timestamp array with no invalid value) and ``raw`` (canonical bytes, the fast
+            path, or str).
         kept: for each kept record, its index in ``run`` (for positions of late rejects).
         rejected: records already set aside for this run.
         run: the framed records the columns came from.
         constants: columns with one value for the whole run (``source``, ``entity_type`` ...).
     """
-    times, bad = parse_times(cols["time"])
+    # A reader that built the timestamps itself (exact, all valid) hands them as an array.
+    given = cols["time"]
+    times, bad = (given, []) if isinstance(given, pa.Array) else parse_times(given)
     if bad:
         bad_set = set(bad)
         for i in bad:
