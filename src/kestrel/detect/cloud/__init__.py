@@ -9,6 +9,7 @@ constructor (``clone`` makes a fresh one with the same configuration).
 from kestrel.detect.cloud.api_abuse import CloudAPIAbuseDetector
 from kestrel.detect.cloud.common import StatefulDetector
 from kestrel.detect.cloud.gpu_hijack import GPUHijackDetector
+from kestrel.detect.cloud.instance_credentials import InstanceCredentialDetector
 from kestrel.detect.cloud.new_behaviour import NewBehaviourDetector
 from kestrel.detect.cloud.rogue_training import RogueTrainingDetector
 
@@ -17,12 +18,14 @@ CLOUD_DETECTORS: dict[str, type[StatefulDetector]] = {
     "rogue_training": RogueTrainingDetector,
     "api_abuse": CloudAPIAbuseDetector,
     "new_behaviour": NewBehaviourDetector,
+    "instance_credentials": InstanceCredentialDetector,
 }
 
 __all__ = [
     "CLOUD_DETECTORS",
     "CloudAPIAbuseDetector",
     "GPUHijackDetector",
+    "InstanceCredentialDetector",
     "NewBehaviourDetector",
     "RogueTrainingDetector",
     "StatefulDetector",
