@@ -11,7 +11,7 @@ from kestrel.detect.cloud.sensitive import load_table
 from kestrel.findings.attack import KNOWN, unknown
 
 EMITTED = {"T1526", "T1580", "T1087.004", "T1535", "AML.T0075", "T1496.001", "AML.T0034",
-           "AML.T0029", "T1530", "T1078.004"}  # fmt: skip
+           "AML.T0029", "T1530", "T1078.004", "T1552.005"}  # fmt: skip
 
 
 def _all_emitted() -> set[str]:
