@@ -30,9 +30,8 @@ def test_empty_batch_gives_nothing(name: str) -> None:
 
 @pytest.mark.parametrize("name", CLOUD)
 def test_clone_and_repr(name: str) -> None:
-    det = (
-        CLASSES[name](timezone="UTC") if name != "new_behaviour" else CLASSES[name](min_history=10)
-    )
+    args = {"new_behaviour": {"min_history": 10}, "instance_credentials": {"min_history": 10}}
+    det = CLASSES[name](**args.get(name, {"timezone": "UTC"}))
     clone = det.clone()
     assert repr(clone) == repr(det)
     assert clone is not det

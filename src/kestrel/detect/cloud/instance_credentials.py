@@ -42,13 +42,17 @@ from kestrel.detect.cloud.common import StatefulDetector, evidence_by, frame, ma
 from kestrel.events import Batch
 from kestrel.findings import Entity, Finding, Signal
 
-INSTANCE_SESSION = r"^i-[0-9a-f]{8,17}$"
+# case-insensitive: AWS writes ids in lower case, but anonymised datasets (Stratus Red Team's
+# detonation logs) mix the case of the hex digits
+INSTANCE_SESSION = r"(?i)^i-[0-9a-f]{8,17}$"
 # an IPv4 or IPv6 literal: service names ("ec2.amazonaws.com", "AWS Internal") are not
 IP_LITERAL = r"^(\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7})$"
 DESKTOP_AGENT = r"(?i)(\bDarwin/|Macintosh|Mac OS X|\bmacOS)"
 # the console, the sign-in service and browsers: a person at a keyboard
 HUMAN_AGENT = r"(?i)^(console\.[a-z0-9.-]*amazonaws\.com|signin\.amazonaws\.com|Mozilla/)"
 HUMAN_TYPES = ("IAMUser", "Root")
+# every id this detector can emit (tests check them against the MITRE tables)
+TECHNIQUES = ("T1552.005", "T1078.004", "T1530")
 S3_READS = ("GetObject", "CopyObject", "SelectObjectContent", "RestoreObject")
 _COLUMNS = ("class", "src_ip", "user_name", "cloud_principal", "cloud_principal_type",
             "cloud_user_agent", "cloud_operation", "cloud_service")  # fmt: skip
@@ -170,7 +174,7 @@ class InstanceCredentialDetector(StatefulDetector):
             signals.append(
                 Signal("instance_creds.new_source", row["ips"], least, detail, "baseline")
             )
-        techniques = ["T1552.005", "T1078.004"] + (["T1530"] if row["s3_read"] else [])
+        techniques = TECHNIQUES if row["s3_read"] else TECHNIQUES[:2]
         title = f"Instance credentials used off the instance from {row['ips']}"
         entity = Entity("principal", row["session"])
         return make_finding(self.name, entity, row, signals, techniques, title, self.window)
