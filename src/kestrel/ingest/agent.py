@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+import pyarrow as pa
 
 from kestrel.config import BATCH_ROWS
 from kestrel.events import event_id
@@ -47,7 +49,7 @@ from kestrel.ingest.base import Chunk, Rejected, Source
 from kestrel.ingest.framing import RawRecords, frame_json
 from kestrel.ingest.mappings.agent import ACTIVITY, LISTEN_STATUS
 from kestrel.ingest.normalize import finish_chunk
-from kestrel.ingest.times import to_iso
+from kestrel.ingest.times import _EPOCH, _MS_FROM, _NS_FROM, _US_FROM, to_iso
 
 # Integers that must fit their int64 columns (an out-of-range one rejects the envelope).
 _NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -133,6 +135,7 @@ class _SystemEvent(_Envelope, tag="system"):
 
 _Event = _ProcessEvent | _NetworkEvent | _FileEvent | _SystemEvent
 _decode = msgspec.json.Decoder(_Event).decode
+_decode_all = msgspec.json.Decoder(list[_Event]).decode
 
 # Columns copied from same-named payload attributes (None where a payload type lacks one).
 _COPIED = (
@@ -152,7 +155,21 @@ class AgentEnvelopeReader:
 
 
 def normalize(run: RawRecords) -> Chunk:
-    """Map a run of framed envelopes to a batch; reject envelopes that do not decode."""
+    """Map a run of framed envelopes to a batch; reject envelopes that do not decode.
+
+    The whole run is decoded in one msgspec call (one JSON array of the canonical records,
+    which framing already checked one by one); only when some envelope does not validate is
+    the run decoded record by record, so each reject carries its own position and reason.
+    """
+    try:
+        events = _decode_all(b"[" + b",".join(run.raws) + b"]")
+    except msgspec.ValidationError:
+        return _normalize_each(run)
+    return _finish(events, run.raws, list(range(len(run.raws))), list(run.rejected), run)
+
+
+def _normalize_each(run: RawRecords) -> Chunk:
+    """`normalize` one record at a time: the path for a run with envelopes to reject."""
     events: list[_Event] = []
     raws: list[bytes] = []
     kept: list[int] = []
@@ -166,29 +183,77 @@ def normalize(run: RawRecords) -> Chunk:
             continue
         raws.append(raw)
         kept.append(i)
+    return _finish(events, raws, kept, rejected, run)
+
+
+def _finish(
+    events: Sequence[_Event],
+    raws: Sequence[bytes],
+    kept: list[int],
+    rejected: list[Rejected],
+    run: RawRecords,
+) -> Chunk:
     constants = {"source": "agent", "entity_type": "host"}
     return finish_chunk(_columns(events, raws), kept, rejected, run, constants)
 
 
-def _columns(events: Sequence[_Event], raws: Sequence[bytes]) -> dict[str, list[Any]]:
+def _columns(events: Sequence[_Event], raws: Sequence[bytes]) -> dict[str, Any]:
     """The batch columns, one list comprehension per column over the decoded envelopes."""
     payloads: list[_Payload] = [ev.payload for ev in events]
     hosts = [p.hostname or ev.agent_id for ev, p in zip(events, payloads, strict=True)]
-    cols: dict[str, list[Any]] = {
+    kinds = [ev.kind for ev in events]
+    cols: dict[str, Any] = {
         "event_id": [event_id("agent", raw) for raw in raws],
-        "time": [to_iso(ev.timestamp) for ev in events],
-        "class": [ev.kind for ev in events],
+        "time": _times([ev.timestamp for ev in events]),
+        "class": kinds,
         "activity": [ACTIVITY[(ev.kind, _action(ev.payload))] for ev in events],
-        "source_event": [ev.kind for ev in events],
+        "source_event": kinds,
         "host": hosts,
         "entity_id": [host.lower() for host in hosts],
         "agent_id": [ev.agent_id for ev in events],
-        "raw": [raw.decode("utf-8") for raw in raws],
+        "raw": raws,  # canonical UTF-8 bytes: finish_chunk makes the column in one copy
     }
     for name in _COPIED:
         cols[name] = [getattr(p, name, None) for p in payloads]
     cols.update(_derived(payloads))
     return cols
+
+
+_TS = pa.timestamp("us", tz="UTC")
+# The microseconds from the epoch that `datetime` can show (years 1 to 9999): an epoch
+# outside them has always been rejected as an unparseable time (see `epoch_to_iso`).
+_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+
+
+def _times(stamps: list[str | int | float]) -> pa.Array | list[str | None]:
+    """The time column: when every timestamp is an epoch number that `datetime` can hold, a
+    timestamp array from the microseconds in one cast (agents send epochs; building an ISO
+    string per event only to parse it back cost more than the rest of the reader); otherwise
+    ISO strings for `finish_chunk` to parse and reject, as before."""
+    micros = [_epoch_micros(v) for v in stamps]
+    if None in micros:
+        return [to_iso(v) for v in stamps]
+    return pa.array(micros, pa.int64()).cast(_TS)
+
+
+def _epoch_micros(value: str | int | float) -> int | None:
+    """`epoch_to_iso`'s microseconds for an epoch number (same unit rule, same rounding), or
+    None for a string or a value it would turn into text."""
+    if isinstance(value, str):
+        return None
+    size = abs(value)
+    micros = (
+        value / 1000 if size >= _NS_FROM
+        else value if size >= _US_FROM
+        else value * 1000 if size >= _MS_FROM
+        else value * 1_000_000
+    )  # fmt: skip
+    try:
+        whole = round(micros)
+    except (OverflowError, ValueError):  # inf, nan
+        return None
+    return whole if _MIN_US <= whole <= _MAX_US else None
 
 
 def _derived(payloads: Sequence[_Payload]) -> dict[str, list[Any]]:
@@ -242,6 +307,10 @@ def _cmdline(value: str | list[str] | None) -> str | None:
     string still shows where each argument ends (``sh -c "curl ... | sh"``)."""
     if value is None or isinstance(value, str):
         return value
+    # Most command lines need no quoting: one search over all arguments at once (NUL is not
+    # whitespace, so it keeps arguments apart) instead of one `_quote` call per argument.
+    if "" not in value and _SPACE.search("\0".join(value)) is None:
+        return " ".join(value)
     return " ".join(_quote(arg) for arg in value)
 
 

@@ -1,0 +1,125 @@
+"""The agent reader's batch parse (one decode per run, epoch times in one cast, command lines
+checked in one search) gives exactly what the record-by-record parse it replaced gave: the
+same rows, ids, times and rejects with the same positions and reasons."""
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from kestrel.ingest import agent
+from kestrel.ingest.base import Chunk, Rejected, Source
+from kestrel.ingest.framing import RawRecords, frame_json
+from kestrel.ingest.normalize import finish_chunk
+from kestrel.ingest.times import to_iso
+
+
+def _reference(run: RawRecords) -> Chunk:
+    """The reader before issue 7's fifth pass: one msgspec decode per record, an ISO string
+    per event for ``time``, ``raw`` decoded to str, one `_quote` call per argument."""
+    events: list[Any] = []
+    raws: list[bytes] = []
+    kept: list[int] = []
+    rejected = list(run.rejected)
+    for i, raw in enumerate(run.raws):
+        try:
+            events.append(agent._decode(raw))
+        except msgspec.ValidationError as exc:
+            reason = f"not an agent envelope: {exc}"
+            rejected.append(Rejected.of(run.position(i), reason, raw))
+            continue
+        raws.append(raw)
+        kept.append(i)
+    cols = agent._columns(events, raws)
+    cols["time"] = [to_iso(ev.timestamp) for ev in events]
+    cols["raw"] = [raw.decode("utf-8") for raw in raws]
+    cols["process_cmdline"] = [
+        " ".join(agent._quote(a) for a in c) if isinstance(c, list) else c
+        for c in (getattr(ev.payload, "cmdline", None) for ev in events)
+    ]
+    constants = {"source": "agent", "entity_type": "host"}
+    return finish_chunk(cols, kept, rejected, run, constants)
+
+
+def _env(ts: Any, **payload: Any) -> dict[str, Any]:
+    return {"agent_id": "A-1", "event_type": "process", "timestamp": ts,
+            "payload": {"action": "start", **payload}}  # fmt: skip
+
+
+# Every timestamp form (seconds, ms, µs, ns, floats, negative, out of datetime's range) and
+# command lines that need quoting (spaces, tabs, empty arguments, quotes) or not.
+_EPOCHS = [
+    _env(1714570867, cmdline=["a", "b"]),
+    _env(1714570867.25, cmdline=["sh", "-c", "curl x | sh"]),
+    _env(1714570867123, cmdline=["x", "", "y"]),
+    _env(1714570867123456, cmdline=['say "hi"', "tab\there"]),
+    _env(1714570867123456789, cmdline=[]),
+    _env(0.0000015, cmdline=["\x00nul"]),
+    _env(-86400, cmdline="a string"),
+    _env(253402300799, cmdline=["last", "second"]),  # 9999-12-31T23:59:59
+]
+_ODD = [
+    *_EPOCHS,
+    _env(1e300),  # out of range: rejected as an unparseable time
+    _env(253402300800),  # year 10000: same
+    _env("2024-05-01T12:00:00"),  # no zone: UTC
+    _env("not a time"),
+    _env(1714570867, pid=-1),  # out of range for its column
+    {"agent_id": "A-1", "event_type": "gpu", "timestamp": 1, "payload": {}},
+    {"agent_id": "A-1", "event_type": "file", "timestamp": 1, "payload": []},
+    {"event_type": "system", "timestamp": 1, "payload": {}},
+    {"agent_id": "A-1", "event_type": "network", "timestamp": 1,
+     "payload": {"direction": "inbound", "status": "listen", "local_port": 22, "x": [1]}},
+]  # fmt: skip
+
+
+def _body(fixtures: Path, records: list[dict[str, Any]], malformed: bool) -> bytes:
+    # Records first, so the first run of 7 is all epochs (the array path), then the fixtures.
+    lines = [json.dumps(r).encode() for r in records]  # with spaces: canonical strips them
+    lines += fixtures.joinpath("agent", "envelopes.jsonl").read_bytes().splitlines()
+    if malformed:
+        lines[3:3] = [b"", b'{"agent_id": "A-1", "event_type":', b"[1, 2]", b"  "]
+    return b"\n".join(lines) + b"\n"
+
+
+def _runs(body: bytes) -> list[RawRecords]:
+    return list(frame_json(Source("t", lambda: io.BytesIO(body), len(body)), 7))
+
+
+def _rejects(chunk: Chunk) -> list[tuple[Any, ...]]:
+    return [(r.position, r.reason, r.raw) for r in chunk.rejected]
+
+
+@pytest.mark.parametrize(
+    ("records", "malformed", "as_array"),
+    [(_EPOCHS, False, False), (_ODD, True, False), (_ODD, False, True)],
+    ids=["epochs only", "odd and malformed lines", "JSON array"],
+)
+def test_batch_parse_equals_record_by_record(
+    fixtures: Path, records: list[dict[str, Any]], malformed: bool, as_array: bool
+):
+    body = _body(fixtures, records, malformed)
+    if as_array:  # pretty-printed, one document: framed by `frame_document`
+        body = json.dumps([json.loads(line) for line in body.splitlines()], indent=2).encode()
+    runs = _runs(body)
+    assert len(runs) > 1  # several runs of 7: a good run and runs with rejects
+    rows = rejects = 0
+    for run in runs:
+        new, old = agent.normalize(run), _reference(run)
+        assert new.batch.equals(old.batch)
+        assert _rejects(new) == _rejects(old) and new.read == old.read
+        rows += new.batch.num_rows
+        rejects += len(new.rejected)
+    assert rows >= len(_EPOCHS) + 8 and (rejects > 0) == (records is _ODD)
+
+
+def test_epoch_times_take_the_array_path_and_match_iso():
+    """The all-epoch run builds its times as an array (the fast path is really taken)."""
+    stamps: list[str | int | float] = [e["timestamp"] for e in _EPOCHS]
+    times = agent._times(stamps)
+    assert not isinstance(times, list)
+    assert [t.isoformat() for t in times.to_pylist()] == [to_iso(s) for s in stamps]
+    assert isinstance(agent._times([*stamps, 1e300]), list)
