@@ -85,4 +85,5 @@ def test_every_detector_has_a_negative_case() -> None:
     cases = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in CASES]
     negative = {c["detector"] for c in cases if c["expect"]["findings"] == 0}
     positive = {c["detector"] for c in cases if c["expect"]["findings"] > 0}
-    assert positive == negative == {"new_behaviour", "api_abuse", "gpu_hijack", "rogue_training"}
+    assert positive == negative == {"new_behaviour", "api_abuse", "gpu_hijack", "rogue_training",
+                                    "instance_credentials"}  # fmt: skip
