@@ -9,6 +9,7 @@ stored (the store's count is checked at the end). Bodies are built before the cl
     .venv/bin/python bench/api.py --gzip --batches 25
     .venv/bin/python bench/api.py --detect-every 2     # with detection on intake running
     .venv/bin/python bench/api.py --no-spool           # answer after the DuckDB commit
+    .venv/bin/python -m bench.api --parse-only         # the request-body parse alone, no server
 
 Prints events/s end to end (first request sent until every event is in the store: with the
 spool the last answer comes before the last append), the request latency p50 / p99 / max,
@@ -122,7 +123,12 @@ def main() -> None:
     )
     ap.add_argument("--detect-every", type=float, default=0.0,
                     help="the server's detection interval (default 0: intake alone)")  # fmt: skip
+    ap.add_argument("--parse-only", action="store_true",
+                    help="time `parse_body` on one bench body here (CPU per event)")  # fmt: skip
     args = ap.parse_args()
+    if args.parse_only:
+        parse_only(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bench.duckdb")
         tok = token(db)
@@ -132,6 +138,24 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
+
+
+def parse_only(args: argparse.Namespace) -> None:
+    """The server's parse of one request body (``parse_body``, format sniffed as a client
+    that names none gets) timed alone: CPU seconds of this process, ``--batches`` repeats."""
+    from kestrel.api.intake import parse_body
+
+    body = bodies(0, 1, args.batch, args.gzip)[0]
+    parse_body(body, "auto", "bench", args.batch)  # imports and caches warmed
+    per_event = []
+    for _ in range(args.batches):
+        c = time.process_time()
+        parsed = parse_body(body, "auto", "bench", args.batch)
+        per_event.append((time.process_time() - c) / parsed.read * 1e6)
+    assert parsed.batch.num_rows == args.batch and not parsed.rejected
+    print(f"parse_body on {args.batch:,}-event bodies, {args.batches} repeats: CPU per event "
+          f"median {pct(per_event, 50):.2f} us, min {min(per_event):.2f} us, "
+          f"max {max(per_event):.2f} us; load (1 min) {os.getloadavg()[0]:.1f}")  # fmt: skip
 
 
 def cpu_seconds(pid: int) -> float:
