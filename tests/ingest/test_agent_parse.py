@@ -123,3 +123,33 @@ def test_epoch_times_take_the_array_path_and_match_iso():
     assert not isinstance(times, list)
     assert [t.isoformat() for t in times.to_pylist()] == [to_iso(s) for s in stamps]
     assert isinstance(agent._times([*stamps, 1e300]), list)
+
+
+_LINE_CASES = {
+    "compact": b'{"a":1}\n{"b":[1,2]}\n',
+    "spaces, CRLF, no final newline": b'{"a": 1} \r\n\t{"b" : [1, 2]}',
+    "blank line": b'{"a":1}\n\n{"b":2}\n',
+    "two values on a line": b'{"a":1}\n{"b":2} {"c":3}\n{"d":4}\n',
+    "a value across lines": b'{"a":[1,\n2]}\n{"b":2}\n',
+    "values that balance across lines": b'{"a":[1\n2]},{"b":3}\n{"c":4}\n',
+    "non-objects": b'{"a":1}\n[1,2]\n3\n"s"\n',
+    "malformed": b'{"a":1}\n{"b":\n{"c":3}\n',
+    "byte order mark": b'\xef\xbb\xbf{"a":1}\n{"b":2}\n',
+}
+
+
+@pytest.mark.parametrize("body", list(_LINE_CASES.values()), ids=list(_LINE_CASES))
+def test_reader_framing_equals_frame_json(fixtures: Path, body: bytes):
+    """The reader's whole-body framing of JSON Lines gives `frame_json`'s runs (or leaves the
+    body to it): compared on bodies at every edge of its checks, and the fixtures."""
+    good = fixtures.joinpath("agent", "envelopes.jsonl").read_bytes()
+    for data in (body, good + body, good * 3):
+        source = Source("t", lambda data=data: io.BytesIO(data), len(data))
+        got = list(agent.AgentEnvelopeReader().read(source))
+        want = [_reference(run) for run in frame_json(source, agent.BATCH_ROWS)]
+        assert len(got) == len(want)
+        for new, old in zip(got, want, strict=True):
+            assert new.batch.equals(old.batch)
+            assert _rejects(new) == _rejects(old) and new.read == old.read
+    whole = agent._whole_lines(Source("t", lambda: io.BytesIO(good * 3)), 7)
+    assert whole is not None and [len(r.raws) for r in whole] == [7, 7, 7, 3]
