@@ -4,12 +4,14 @@ same rows, ids, times and rejects with the same positions and reasons."""
 
 import io
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from kestrel.config import BATCH_ROWS
 from kestrel.ingest import agent
 from kestrel.ingest.base import Chunk, Rejected, Source
 from kestrel.ingest.framing import RawRecords, frame_json
@@ -144,9 +146,9 @@ def test_reader_framing_equals_frame_json(fixtures: Path, body: bytes):
     body to it): compared on bodies at every edge of its checks, and the fixtures."""
     good = fixtures.joinpath("agent", "envelopes.jsonl").read_bytes()
     for data in (body, good + body, good * 3):
-        source = Source("t", lambda data=data: io.BytesIO(data), len(data))
+        source = Source("t", partial(io.BytesIO, data), len(data))
         got = list(agent.AgentEnvelopeReader().read(source))
-        want = [_reference(run) for run in frame_json(source, agent.BATCH_ROWS)]
+        want = [_reference(run) for run in frame_json(source, BATCH_ROWS)]
         assert len(got) == len(want)
         for new, old in zip(got, want, strict=True):
             assert new.batch.equals(old.batch)
