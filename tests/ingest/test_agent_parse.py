@@ -155,3 +155,17 @@ def test_reader_framing_equals_frame_json(fixtures: Path, body: bytes):
             assert _rejects(new) == _rejects(old) and new.read == old.read
     whole = agent._whole_lines(Source("t", lambda: io.BytesIO(good * 3)), 7)
     assert whole is not None and [len(r.raws) for r in whole] == [7, 7, 7, 3]
+
+
+def test_a_record_that_is_not_utf8_is_rejected_alone():
+    """Bytes that are not UTF-8 in a field the contract does not name crashed the reader
+    (``raw`` could not be decoded); now that record is rejected and the others are kept."""
+    good = json.dumps(_env(1714570867)).encode()
+    bad = b'{"agent_id":"A-1","event_type":"system","timestamp":1,"payload":{},"x":"\xff"}'
+    body = b"\n".join([good, bad, good.replace(b"A-1", b"A-2")]) + b"\n"
+    source = Source("t", lambda: io.BytesIO(body), len(body))
+    [chunk] = list(agent.AgentEnvelopeReader().read(source))
+    assert chunk.batch.column("agent_id").to_pylist() == ["A-1", "A-2"]
+    [reject] = chunk.rejected
+    assert (reject.position.line, reject.position.record) == (2, 2)
+    assert reject.reason.startswith("not UTF-8: ")

@@ -184,7 +184,7 @@ def _whole_lines(source: Source, batch_rows: int) -> list[RawRecords] | None:
     try:
         elements = _decode_raws(joined)
         canon = msgspec.json.format(joined, indent=-1)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None
     if list(map(len, elements)) != list(map(len, lines)):
         return None
@@ -208,9 +208,11 @@ def normalize(run: RawRecords) -> Chunk:
     which framing already checked one by one); only when some envelope does not validate is
     the run decoded record by record, so each reject carries its own position and reason.
     """
+    joined = b"[" + b",".join(run.raws) + b"]"
     try:
-        events = _decode_all(b"[" + b",".join(run.raws) + b"]")
-    except msgspec.ValidationError:
+        joined.decode("utf-8")  # msgspec skips unknown fields unchecked; `raw` must be UTF-8
+        events = _decode_all(joined)
+    except (msgspec.ValidationError, UnicodeDecodeError):
         return _normalize_each(run)
     return _finish(events, run.raws, list(range(len(run.raws))), list(run.rejected), run)
 
@@ -223,7 +225,11 @@ def _normalize_each(run: RawRecords) -> Chunk:
     rejected = list(run.rejected)
     for i, raw in enumerate(run.raws):
         try:
+            raw.decode("utf-8")
             events.append(_decode(raw))
+        except UnicodeDecodeError as exc:  # a crash (500) before; now this record alone
+            rejected.append(Rejected.of(run.position(i), f"not UTF-8: {exc}", raw))
+            continue
         except msgspec.ValidationError as exc:
             reason = f"not an agent envelope: {exc}"
             rejected.append(Rejected.of(run.position(i), reason, raw))
