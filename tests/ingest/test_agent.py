@@ -125,6 +125,23 @@ def test_sniffed_as_agent(fixtures: Path):
     assert sniff(Source(str(path), lambda: path.open("rb"))) == "agent"
 
 
+def test_first_line_not_utf8_is_rejected_alone_not_a_crash(tmp_path: Path, store: DuckDBStore):
+    """The sniffer read the first line as JSON and raised on bytes that are not UTF-8 (a
+    traceback from `kestrel ingest`); now the format is found from the quoted keys and the
+    agent reader rejects that record alone."""
+    good = b'{"agent_id":"a1","event_type":"process","timestamp":1714570867000,'
+    bad = good + b'"payload":{"action":"start","pid":1,"name":"x\xff\xfe"}}\n'
+    good += b'"payload":{"action":"start","pid":2,"name":"ok"}}\n'
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(bad + good)
+    assert sniff(Source(str(path), lambda: path.open("rb"))) == "agent"
+    report = ingest_paths([path], store)
+    total = report.total()
+    assert (total.read, total.stored) == (2, 1)
+    assert [r.position.line for r in report.rejected] == [1]
+    assert "not UTF-8" in report.rejected[0].reason
+
+
 def test_empty_source_gives_nothing(tmp_path: Path, store: DuckDBStore):
     path = tmp_path / "empty.jsonl"
     path.write_text("\n")

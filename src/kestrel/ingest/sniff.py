@@ -56,7 +56,7 @@ def _first_record_keys(text: bytes) -> set[str]:
     for candidate in (line, text):
         try:
             value = msgspec.json.decode(candidate)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # bytes that are not UTF-8 too
             continue
         if isinstance(value, list) and value and isinstance(value[0], dict):
             return set(value[0])
