@@ -130,6 +130,7 @@ def test_malicious_process_is_stopped_without_a_person(tmp_path: Path):
         reaper.join(timeout=10)
         elapsed = time.monotonic() - started
         assert proc.returncode is not None, "the process is still running after 10 s"
+        _wait_actions_reported(server, 10)  # the quarantine may follow the kill by a poll
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -140,6 +141,18 @@ def test_malicious_process_is_stopped_without_a_person(tmp_path: Path):
     assert proc.returncode in (-15, 0) and elapsed < 10
     _check_after(server, tmp_path, exe, original)
     server.close()
+
+
+def _wait_actions_reported(server: EmbeddedServer, seconds: float) -> None:
+    """Until the agent has reported both of its actions (or ``seconds`` pass): stopping it as
+    soon as the process died could leave the quarantine queued (a race seen in a full run)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with server.state.lock:
+            statuses = [a["status"] for a in server.mgmt.actions_for("e2e-agent")]
+        if len(statuses) == 2 and all(s in ("done", "failed") for s in statuses):
+            return
+        time.sleep(0.1)
 
 
 def _check_after(server: EmbeddedServer, tmp: Path, exe: Path, original: bytes) -> None:
