@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -50,7 +49,7 @@ from kestrel.ingest.base import Chunk, Rejected, Source
 from kestrel.ingest.framing import RawRecords, frame_json
 from kestrel.ingest.mappings.agent import ACTIVITY, LISTEN_STATUS
 from kestrel.ingest.normalize import finish_chunk
-from kestrel.ingest.times import _EPOCH, _MS_FROM, _NS_FROM, _US_FROM, to_iso
+from kestrel.ingest.times import epoch_micros, to_iso
 
 # Integers that must fit their int64 columns (an out-of-range one rejects the envelope).
 _NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -273,10 +272,6 @@ def _columns(events: Sequence[_Event], raws: Sequence[bytes]) -> dict[str, Any]:
 
 
 _TS = pa.timestamp("us", tz="UTC")
-# The microseconds from the epoch that `datetime` can show (years 1 to 9999): an epoch
-# outside them has always been rejected as an unparseable time (see `epoch_to_iso`).
-_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
-_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
 def _times(stamps: list[str | int | float]) -> pa.Array | list[str | None]:
@@ -291,22 +286,8 @@ def _times(stamps: list[str | int | float]) -> pa.Array | list[str | None]:
 
 
 def _epoch_micros(value: str | int | float) -> int | None:
-    """`epoch_to_iso`'s microseconds for an epoch number (same unit rule, same rounding), or
-    None for a string or a value it would turn into text."""
-    if isinstance(value, str):
-        return None
-    size = abs(value)
-    micros = (
-        value / 1000 if size >= _NS_FROM
-        else value if size >= _US_FROM
-        else value * 1000 if size >= _MS_FROM
-        else value * 1_000_000
-    )  # fmt: skip
-    try:
-        whole = round(micros)
-    except (OverflowError, ValueError):  # inf, nan
-        return None
-    return whole if _MIN_US <= whole <= _MAX_US else None
+    """`epoch_micros` for an epoch number; None for a string (an ISO time: parsed later)."""
+    return None if isinstance(value, str) else epoch_micros(value)
 
 
 def _derived(payloads: Sequence[_Payload]) -> dict[str, list[Any]]:

@@ -19,9 +19,32 @@ _US_FROM = 1e14
 _NS_FROM = 1e17
 
 
-def epoch_to_iso(value: float) -> str:
+# The microseconds from the epoch that `datetime` can show (years 1 to 9999).
+_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+
+
+def epoch_micros(value: float) -> int | None:
     """An epoch number (seconds, milliseconds, microseconds or nanoseconds, told apart by
-    magnitude) as an ISO-8601 UTC string.
+    magnitude) as whole microseconds from the epoch; None when `datetime` cannot hold it
+    (out of range, inf, nan). The one unit rule: `epoch_to_iso` and the agent reader's
+    one-cast time column both use it."""
+    size = abs(value)
+    micros = (
+        value / 1000 if size >= _NS_FROM
+        else value if size >= _US_FROM
+        else value * 1000 if size >= _MS_FROM
+        else value * 1_000_000
+    )  # fmt: skip
+    try:
+        whole = round(micros)
+    except (OverflowError, ValueError):  # inf, nan
+        return None
+    return whole if _MIN_US <= whole <= _MAX_US else None
+
+
+def epoch_to_iso(value: float) -> str:
+    """An epoch number (see `epoch_micros`) as an ISO-8601 UTC string.
 
     A value out of range comes back as its own text, which no ISO parser accepts, so the
     record is rejected as an unparseable time like any other bad timestamp.
@@ -31,17 +54,10 @@ def epoch_to_iso(value: float) -> str:
     >>> epoch_to_iso(1e300)
     '1e+300'
     """
-    size = abs(value)
-    micros = (
-        value / 1000 if size >= _NS_FROM
-        else value if size >= _US_FROM
-        else value * 1000 if size >= _MS_FROM
-        else value * 1_000_000
-    )  # fmt: skip
-    try:
-        return (_EPOCH + timedelta(microseconds=round(micros))).isoformat()
-    except (OverflowError, ValueError):
+    micros = epoch_micros(value)
+    if micros is None:
         return repr(value)
+    return (_EPOCH + timedelta(microseconds=micros)).isoformat()
 
 
 def to_iso(value: str | float | None) -> str | None:
