@@ -43,7 +43,6 @@ from kestrel.detect.cloud.sensitive import (
     match,
     service_linked,
     succeeded,
-    user_agent_matches,
 )
 from kestrel.events import Batch
 from kestrel.findings import Entity, Finding, Signal
@@ -116,7 +115,7 @@ class NewBehaviourDetector(StatefulDetector):
         rules = tuple(r for r in self.rules if not r.ops or present & set(r.ops))
         parts = []
         for group in _linked(rules):  # rules that name each other in unless_rules go together
-            gate = pl.any_horizontal(pl.lit(False), *[_gate(r) for r in group])
+            gate = pl.any_horizontal(pl.lit(False), *[r.gate() for r in group])
             rows = events.filter(gate.fill_null(False))
             if rows.height:
                 parts.append(match(rows, group))
@@ -213,17 +212,4 @@ def _linked(rules: tuple[SensitiveRule, ...]) -> list[tuple[SensitiveRule, ...]]
         if r.id not in done:
             out.append(tuple(x for x in rules if x.id in group[r.id]))
             done |= group[r.id]
-    return out
-
-
-def _gate(rule: SensitiveRule) -> pl.Expr:
-    """What a row must have for ``rule`` to match it: the columns its expression requires
-    before any JSON path (a superset of the rule's matches)."""
-    out = pl.col("cloud_operation").is_in(list(rule.ops)) if rule.ops else pl.lit(True)
-    if rule.source:
-        out = out & pl.col("cloud_service").is_in(list(rule.source))
-    if rule.principal:
-        out = out & pl.col("cloud_principal_type").is_in(list(rule.principal))
-    if rule.user_agent:
-        out = out & user_agent_matches(rule.user_agent)
     return out

@@ -58,10 +58,9 @@ class SensitiveRule:
     service_roles: bool = False
     user_agent: str = ""
 
-    def expr(self) -> pl.Expr:
-        """True on the rows of a frame of API calls this rule matches (without
-        ``unless_rules``, which `match` applies)."""
-        raw = pl.col("raw")
+    def gate(self) -> pl.Expr:
+        """What a row must have for this rule to match it: the conditions on schema columns,
+        before any JSON path (a superset of the rule's matches; `expr` starts from it)."""
         out = pl.col("cloud_operation").is_in(list(self.ops)) if self.ops else pl.lit(True)
         if self.source:
             out = out & pl.col("cloud_service").is_in(list(self.source))
@@ -69,6 +68,13 @@ class SensitiveRule:
             out = out & pl.col("cloud_principal_type").is_in(list(self.principal))
         if self.user_agent:
             out = out & user_agent_matches(self.user_agent)
+        return out
+
+    def expr(self) -> pl.Expr:
+        """True on the rows of a frame of API calls this rule matches (without
+        ``unless_rules``, which `match` applies)."""
+        raw = pl.col("raw")
+        out = self.gate()
         if not self.attempts:
             out = out & succeeded()
         if not self.service_roles:
