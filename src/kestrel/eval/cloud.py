@@ -75,10 +75,9 @@ def sigma_cloudtrail_rules(path: Path, min_level: str = SIGMA_MIN_LEVEL) -> list
     ``min_level`` or above as `SigmaDetector` ranks levels (its ``min_level``: a rule without
     a level ranks as medium); none when the archive is missing."""
     from kestrel.detect.sigma import compile_rules, load_text
-    from kestrel.detect.sigma.detector import LEVELS, _rank
+    from kestrel.detect.sigma.detector import at_or_above, check_level
 
-    if min_level not in LEVELS:
-        raise ValueError(f"unknown Sigma level {min_level!r}; one of {', '.join(LEVELS)}")
+    check_level(min_level)
 
     if not path.is_file():
         return []
@@ -89,8 +88,7 @@ def sigma_cloudtrail_rules(path: Path, min_level: str = SIGMA_MIN_LEVEL) -> list
                 text = zf.read(name).decode("utf-8")
                 loaded.extend(load_text(text, name, on_error="collect").rules)
     compiled, _issues = compile_rules(loaded)
-    floor = LEVELS.index(min_level)
-    return [r for r in compiled if _rank(r.meta.level) >= floor]
+    return at_or_above(compiled, min_level)
 
 
 @dataclass

@@ -43,8 +43,8 @@ class SigmaDetector:
     def __init__(
         self, rules: Sequence[str] = (), window_minutes: int = 60, min_level: str | None = None
     ) -> None:
-        if min_level is not None and min_level not in LEVELS:
-            raise ValueError(f"unknown Sigma level {min_level!r}; one of {', '.join(LEVELS)}")
+        if min_level is not None:
+            check_level(min_level)
         self.rules = tuple(rules) or default_rule_paths()
         self.window_minutes = window_minutes
         self.min_level = min_level
@@ -71,8 +71,7 @@ class SigmaDetector:
             loaded = load_rules(self.rules) if self.rules else None
             compiled, issues = compile_rules(loaded.rules if loaded else [])
             if self.min_level is not None:  # a site's noise floor: low rules fire on routine calls
-                floor = LEVELS.index(self.min_level)
-                compiled = [r for r in compiled if _rank(r.meta.level) >= floor]
+                compiled = at_or_above(compiled, self.min_level)
             self.correlations, more = compile_correlations(loaded.correlations if loaded else [])
             self.issues = (loaded.issues if loaded else []) + issues + more
             self._engine = SigmaEngine(compiled)
@@ -96,6 +95,19 @@ class SigmaDetector:
         ids, n = [r.meta.id for r in self.engine.rules], len(self.engine.rules)
         found = [correlate(c, n + i, events, matches, ids) for i, c in enumerate(self.correlations)]
         return pl.concat(found)
+
+
+def check_level(level: str) -> None:
+    """A `ValueError` naming the known levels when ``level`` is not one of `LEVELS`."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown Sigma level {level!r}; one of {', '.join(LEVELS)}")
+
+
+def at_or_above(rules: Sequence[CompiledRule], min_level: str) -> list[CompiledRule]:
+    """The rules of level ``min_level`` or above (see `_rank`)."""
+    check_level(min_level)
+    floor = LEVELS.index(min_level)
+    return [r for r in rules if _rank(r.meta.level) >= floor]
 
 
 def _rank(level: str) -> int:
