@@ -21,7 +21,7 @@ when compiling, and the rule always goes to Polars.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -336,18 +336,18 @@ def _fieldref(col: str, other: str, value: SigmaFieldReference) -> Pred:
 
 
 def _any(preds: list[Pred]) -> Pred:
-    if not preds:
-        raise UnsupportedError("empty condition")
-    if len(preds) == 1:
-        return preds[0]
-    group = tuple(preds)
-    return lambda c, i: any(p(c, i) for p in group)
+    return _joined(preds, any)
 
 
 def _all(preds: list[Pred]) -> Pred:
+    return _joined(preds, all)
+
+
+def _joined(preds: list[Pred], quantifier: Callable[[Iterator[bool]], bool]) -> Pred:
+    """``preds`` as one predicate under ``any`` or ``all`` (one alone as itself)."""
     if not preds:
         raise UnsupportedError("empty condition")
     if len(preds) == 1:
         return preds[0]
     group = tuple(preds)
-    return lambda c, i: all(p(c, i) for p in group)
+    return lambda c, i: quantifier(p(c, i) for p in group)
