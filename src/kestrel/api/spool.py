@@ -39,6 +39,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from kestrel.api.intake import IntakeError, gunzip, parse_body
+from kestrel.api.writer import append_group
 from kestrel.events import Batch
 from kestrel.ingest.base import rejected_table
 from kestrel.store import AppendResult, DuckDBStore, time_span
@@ -341,12 +342,7 @@ class SpoolWriter:
             self._cond.notify_all()
 
     def _append(self, group: list[_Job]) -> None:
-        batches = [j.batch for j in group if j.batch.num_rows]
-        if batches:
-            self._store.append(pa.concat_tables(batches))
-        for job in group:
-            if job.rejected is not None and job.rejected.num_rows:
-                self._store.append_rejected(job.rejected)
+        append_group(self._store, [j.batch for j in group], [j.rejected for j in group])
 
 
 def _sync_dir(folder: Path) -> None:

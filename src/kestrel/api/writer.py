@@ -82,17 +82,24 @@ class GroupWriter:
     def _append(self, group: list[_Job]) -> list[AppendResult]:
         batches = [j.batch for j in group if j.batch.num_rows]
         known = self._known_ids(batches) if batches else set()
-        if batches:
-            self._store.append(pa.concat_tables(batches))
-        for job in group:
-            if job.rejected is not None and job.rejected.num_rows:
-                self._store.append_rejected(job.rejected)
+        append_group(self._store, batches, [j.rejected for j in group])
         return _attribute(group, known)
 
     def _known_ids(self, batches: list[Batch]) -> set[str]:
         ids = pa.chunked_array([b.column("event_id") for b in batches])
         span = time_span(pa.chunked_array([b.column("time") for b in batches]))
         return set(self._store.known_event_ids(ids, span).to_pylist())
+
+
+def append_group(store: Store, batches: list[Batch], rejected: list[pa.Table | None]) -> None:
+    """A group of requests into the store: their rows in one append, then each request's
+    rejected records (both writers, `GroupWriter` and the spool's)."""
+    rows = [b for b in batches if b.num_rows]
+    if rows:
+        store.append(pa.concat_tables(rows))
+    for table in rejected:
+        if table is not None and table.num_rows:
+            store.append_rejected(table)
 
 
 def _attribute(group: list[_Job], known: set[str]) -> list[AppendResult]:
