@@ -37,8 +37,7 @@ import pyarrow.compute as pc
 
 from kestrel.api.intake import IntakeError
 from kestrel.events import Batch
-from kestrel.pipeline.codec import encode, time_slices
-from kestrel.pipeline.distributed import batch_id
+from kestrel.pipeline.distributed import publish_events
 from kestrel.pipeline.operations import topology_for
 from kestrel.pipeline.transport import RabbitTransport
 from kestrel.store import AppendResult, Store, time_span
@@ -146,9 +145,7 @@ class BrokerIntake:
             return
         first: datetime = pc.min(batch.column("time")).as_py()
         origin = _EPOCH + (first - _EPOCH) // timedelta(hours=1) * timedelta(hours=1)
-        for part in time_slices(batch, timedelta(hours=1), origin):
-            await self._transport.publish("intake", encode(part), {"kind": "events"},
-                                          batch_id(part))  # fmt: skip
+        await publish_events(self._transport, batch, origin, timedelta(hours=1))
 
     def _call(self, coro: object) -> None:
         """Run ``coro`` on the publishing loop and wait; any failure is a 503."""
