@@ -22,7 +22,7 @@ import json
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -140,6 +140,7 @@ class Evaluation:
             "false_positives": [_brief(o) for o in scored if o.flagged and not o.record.positive],
             "without_sigma": _without_sigma(scored),
             "by_severity": _by_severity(scored),
+            "label_conflicts": _conflicts(scored),
             "excluded": {"records": len(out), "positive": sum(o.record.positive for o in out),
                          "by_reason": dict(Counter(o.record.excluded for o in out)),
                          "keys": [o.record.key for o in out]},
@@ -307,7 +308,22 @@ def _without_sigma(outcomes: list[Outcome]) -> dict[str, Any]:
     fps = [_brief(o) for o in own if o.flagged and not o.record.positive]
     misses = [_brief(o) for o in own if o.record.positive and not o.flagged]
     return {"event": _scores(own), "technique": _labels(own), "misses": misses,
-            "false_positives": fps, "by_severity": _by_severity(own)}  # fmt: skip
+            "false_positives": fps, "by_severity": _by_severity(own),
+            "label_conflicts": _conflicts(own)}  # fmt: skip
+
+
+def _conflicts(outcomes: list[Outcome]) -> dict[str, Any]:
+    """The records scored positive because their event is another rule's positive case
+    (`Record.conflict`), and the event scores with every record labelled as written."""
+    moved = [o for o in outcomes if o.record.conflict]
+    as_written = [o if not o.record.conflict else
+                  Outcome(o.group, replace(o.record, positive=False, conflict=""),
+                          o.detectors, o.signals, o.rejected, o.severities)
+                  for o in outcomes]  # fmt: skip
+    return {"records": len(moved),
+            "flagged": sum(o.flagged for o in moved),
+            "cases": [{**_brief(o), "positive_for": o.record.conflict} for o in moved],
+            "event_as_labelled": _scores(as_written)}  # fmt: skip
 
 
 def _by_severity(outcomes: list[Outcome]) -> dict[str, Any]:

@@ -7,7 +7,8 @@ Team detonation, one Panther test case, one generated day. Labels are per record
   attack); the label is the Stratus technique id. There are no negatives.
 * ``panther``: each Panther rule test case is one CloudTrail record; positive when the case
   expects *its* rule to fire. A negative is negative for that one rule only, so a flagged
-  negative may well be suspicious for another reason: the harness lists them all.
+  negative may well be suspicious for another reason: the harness lists them all. A negative
+  case whose very event is another rule's positive case is scored positive (`_positive_for`).
 * ``generated:<scenario>``: `kestrel.eval.generate` output; records named in the labels file
   are positive (label = scenario), everything else negative. Synthetic.
 * ``otrf``: OTRF's CloudGoat S3 exfiltration replay; every record positive (the dataset is
@@ -46,6 +47,9 @@ class Record:
     fmt: str = "cloudtrail"
     key: str = ""  # where the record came from (file / case name)
     excluded: str = ""  # why the record is out of the evaluation's scope ("" = in scope)
+    # a negative case whose very event is a positive case of these other rules (Panther):
+    # scored positive, labelled with the first of them; "" = labelled as written
+    conflict: str = ""
 
 
 @dataclass
@@ -115,18 +119,50 @@ def panther(path: Path) -> Iterator[Group]:
     """
     _need(path)
     with gzip.open(path, "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            case = json.loads(line)
-            name = f"{case['rule_id']}::{case['test_name']}"
-            log = case["log"]
-            if "eventName" not in log and "eventname" in log:
-                log = camel_keys(log)
-            excluded = "" if "eventName" in log else _not_cloudtrail(log)
-            if not excluded and not _DATE.match(str(log.get("eventTime") or "")):
-                log = {**log, "eventTime": _placeholder_time(log)}
-            rec = Record(_dumps(log), bool(case["expected_result"]), case["rule_id"],
-                         key=name, excluded=excluded)  # fmt: skip
-            yield Group(f"{i:03d} {name}", [rec])
+        cases = [json.loads(line) for line in f]
+    positive_for = _positive_for(cases)
+    for i, case in enumerate(cases):
+        name = f"{case['rule_id']}::{case['test_name']}"
+        log = case["log"]
+        if "eventName" not in log and "eventname" in log:
+            log = camel_keys(log)
+        excluded = "" if "eventName" in log else _not_cloudtrail(log)
+        if not excluded and not _DATE.match(str(log.get("eventTime") or "")):
+            log = {**log, "eventTime": _placeholder_time(log)}
+        positive, label, conflict = bool(case["expected_result"]), case["rule_id"], ""
+        others = sorted(positive_for.get(_same_event(case["log"]), set()) - {label})
+        if not positive and others:
+            positive, label, conflict = True, others[0], ", ".join(others)
+        rec = Record(_dumps(log), positive, label, key=name, excluded=excluded,
+                     conflict=conflict)  # fmt: skip
+        yield Group(f"{i:03d} {name}", [rec])
+
+
+# what does not make two Panther test records different events: the ids and time a case's
+# author filled in, and Panther's own enrichment (``p_*``)
+_CASE_NOISE = {"eventTime", "eventID", "requestID", "sharedEventID"}
+
+
+def _same_event(log: Mapping[str, Any]) -> str:
+    """A key equal for two test records that describe the same event."""
+    kept = {k: v for k, v in log.items() if k not in _CASE_NOISE and not k.startswith("p_")}
+    return json.dumps(kept, sort_keys=True)
+
+
+def _positive_for(cases: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Per event (`_same_event`), the rules whose positive cases hold it.
+
+    Why: Panther's labels are per rule, and several records are written twice, once as a
+    positive case of one rule and once as a negative case of another (a successful root
+    login is a positive of ``AWS.Console.RootLogin`` and a negative of
+    ``AWS.Console.RootLoginFailed``). The dataset itself says such an event should raise an
+    alert, so the evaluation counts it positive (`Record.conflict` names the rules, and the
+    scores as labelled case by case are reported beside)."""
+    out: dict[str, set[str]] = {}
+    for case in cases:
+        if case["expected_result"]:
+            out.setdefault(_same_event(case["log"]), set()).add(case["rule_id"])
+    return out
 
 
 # CloudTrail's field names, by their lower-cased form (top level and userIdentity)
