@@ -1,4 +1,4 @@
-"""The hunt AST: what a hunt-flow says, as frozen dataclasses with source positions.
+"""The hunt AST: what a hunt-flow says, as frozen value classes with source positions.
 
 The parser makes these, the compiler turns them into SQL and `format` turns them back into
 text. Every node carries a `Span`, so an error found after parsing (an unknown variable, an
@@ -9,12 +9,12 @@ is the compiler's job, so the same AST serves Kestrel 1.x (STIX) and 2.x (OCSF) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from kestrel.hunt.node import Node, field
 
-@dataclass(frozen=True, slots=True)
-class Span:
+
+class Span(Node):
     """Where a node starts in the hunt text: 1-based line and column."""
 
     line: int = 0
@@ -31,16 +31,14 @@ NOWHERE = Span()
 Scalar: TypeAlias = str | int | float | bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class Literal:
+class Literal(Node):
     """A constant: string, number, boolean or NULL."""
 
     value: Scalar
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
+class Reference(Node):
     """``var.attr`` (every value of an attribute of a variable) or a bare word.
 
     A bare word (``attr`` is None) is Kestrel's unquoted string: ``name = cmd.exe`` is
@@ -52,8 +50,7 @@ class Reference:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class ListValue:
+class ListValue(Node):
     """``(a, b, c)`` or ``[a, b, c]``."""
 
     items: tuple[Literal | Reference, ...]
@@ -65,8 +62,7 @@ Value: TypeAlias = Literal | Reference | ListValue
 # -- WHERE expressions -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Comparison:
+class Comparison(Node):
     """``attr op value``; ``op`` is upper-case (``=``, ``NOT IN``, ``IS NOT`` ...)."""
 
     attr: str
@@ -75,8 +71,7 @@ class Comparison:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class BoolOp:
+class BoolOp(Node):
     """``left AND right`` or ``left OR right``."""
 
     op: str
@@ -85,8 +80,7 @@ class BoolOp:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class SigmaMatch:
+class SigmaMatch(Node):
     """``SIGMA 'rule id or path'``: the entities of the events a Sigma rule matches."""
 
     rule: str
@@ -96,8 +90,7 @@ class SigmaMatch:
 Expr: TypeAlias = Comparison | BoolOp | SigmaMatch
 
 
-@dataclass(frozen=True, slots=True)
-class Where:
+class Where(Node):
     """A WHERE clause; ``stix`` records the bracketed STIX-pattern form for `format`."""
 
     expr: Expr
@@ -108,8 +101,7 @@ class Where:
 # -- clauses -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TimeRange:
+class TimeRange(Node):
     """``START t'…' STOP t'…'`` (ISO strings) or ``LAST n unit`` (unit: days, hours …)."""
 
     start: str | None = None
@@ -119,8 +111,7 @@ class TimeRange:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class VarExpr:
+class VarExpr(Node):
     """A variable with an optional transform and DISP / filter clauses."""
 
     variable: str
@@ -134,8 +125,7 @@ class VarExpr:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class GroupKey:
+class GroupKey(Node):
     """A GROUP BY key: an attribute, or ``BIN(attr, size [unit])``."""
 
     attr: str
@@ -143,8 +133,7 @@ class GroupKey:
     bin_unit: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Aggregation:
+class Aggregation(Node):
     """``FUNC(attr) [AS alias]``; func is upper-case."""
 
     func: str
@@ -155,8 +144,7 @@ class Aggregation:
 # -- commands ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Get:
+class Get(Node):
     """``GET type [FROM source, …] [WHERE …] [time range] [LIMIT n]``."""
 
     entity_type: str
@@ -167,8 +155,7 @@ class Get:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Find:
+class Find(Node):
     """``FIND type RELATION [BY] var [WHERE …] [time range] [LIMIT n]``."""
 
     entity_type: str
@@ -181,8 +168,7 @@ class Find:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
+class Group(Node):
     """``GROUP var BY keys [WITH aggregations]``."""
 
     variable: str
@@ -191,8 +177,7 @@ class Group:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Join:
+class Join(Node):
     """``JOIN left, right [BY left_attr, right_attr]``."""
 
     left: str
@@ -202,8 +187,7 @@ class Join:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Load:
+class Load(Node):
     """``LOAD path [AS type]``."""
 
     path: str
@@ -211,8 +195,7 @@ class Load:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class New:
+class New(Node):
     """``NEW [type] [...]``: rows given inline (strings or flat JSON objects)."""
 
     entity_type: str | None
@@ -221,8 +204,7 @@ class New:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Sort:
+class Sort(Node):
     """``SORT var BY attr [ASC|DESC]``; no direction means descending, as in Kestrel."""
 
     variable: str
@@ -231,24 +213,21 @@ class Sort:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Copy:
+class Copy(Node):
     """``COPY var``: an independent copy of a variable."""
 
     variable: str
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Merge:
+class Merge(Node):
     """``a + b + …``: the union of variables of one entity type."""
 
     variables: tuple[str, ...]
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Apply:
+class Apply(Node):
     """``APPLY uri ON var, … [WITH k=v, …]``."""
 
     uri: str
@@ -257,24 +236,21 @@ class Apply:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Disp:
+class Disp(Node):
     """``DISP var-expression``."""
 
     expr: VarExpr
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Info:
+class Info(Node):
     """``INFO var``."""
 
     variable: str
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Save:
+class Save(Node):
     """``SAVE var TO path``."""
 
     variable: str
@@ -282,8 +258,7 @@ class Save:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Describe:
+class Describe(Node):
     """``DESCRIBE var.attr``."""
 
     variable: str
@@ -291,8 +266,7 @@ class Describe:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Explain:
+class Explain(Node):
     """``EXPLAIN var``: the SQL that made the variable."""
 
     variable: str
@@ -309,8 +283,7 @@ STORE_NAMES = ("store", "kestrel", "kestrel://store")
 VALUE_COMMANDS = (Get, Find, Group, Join, Load, New, Sort, Copy, Merge, VarExpr)
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
+class Statement(Node):
     """One statement: a command, with the variable it assigns (None for DISP, INFO …)."""
 
     command: Command
@@ -318,8 +291,7 @@ class Statement:
     span: Span = field(default=NOWHERE, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Hunt:
+class Hunt(Node):
     """A whole hunt-flow (a huntbook or one `-e` string)."""
 
     statements: tuple[Statement, ...]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from kestrel.hunt import ast
     from kestrel.hunt.session import Session
 
 # A terminal table of a million rows helps nobody; JSON output carries every row.
@@ -76,11 +77,14 @@ def run(
     if fmt not in ("table", "json"):
         raise ConfigError(f"--format is table or json, not {fmt!r}")
     text = execute if execute is not None else read(huntbook)
-    with without_numpy(sql_only(text)):
-        _run(text, db, fmt, ignore_case, console)
+    hunt = parsed(text)
+    with without_numpy(hunt is not None and sql_only(hunt)):
+        _run(text if hunt is None else hunt, db, fmt, ignore_case, console)
 
 
-def _run(text: str, db: str | None, fmt: str, ignore_case: bool, console: Console | None) -> None:
+def _run(
+    hunt: str | ast.Hunt, db: str | None, fmt: str, ignore_case: bool, console: Console | None
+) -> None:
     from kestrel.config import default_db
     from kestrel.hunt.session import Session
     from kestrel.store import open_store
@@ -89,26 +93,37 @@ def _run(text: str, db: str | None, fmt: str, ignore_case: bool, console: Consol
     try:
         # DISP rows stay in the engine until shown, so render before the session closes
         with Session(store, ignore_case=ignore_case, lazy_display=True) as session:
-            displays = session.execute(text)
+            displays = session.execute(hunt)
             render(displays, summary(session) if not displays else None, fmt, console)
     finally:
         store.close()
 
 
-def sql_only(text: str) -> bool:
+def parsed(text: str) -> ast.Hunt | None:
+    """The hunt, parsed once for `sql_only` and the session; None when it does not parse
+    (the session parses it again and reports the error)."""
+    from kestrel.errors import HuntSyntaxError
+    from kestrel.hunt.parser import parse
+
+    try:
+        return parse(text)
+    except HuntSyntaxError:
+        return None
+
+
+def sql_only(hunt: str | ast.Hunt) -> bool:
     """Whether every statement of the hunt runs as SQL in the store and is shown from Arrow
     or DuckDB's JSON: GET from the store or a variable (no SIGMA), FIND, filters, SORT,
     GROUP, JOIN, NEW, COPY, DISP, INFO, DESCRIBE, EXPLAIN. Files (GET FROM, LOAD, SAVE),
     Sigma rules and APPLY go through Polars, pandas or the ingest readers, which may need
     NumPy. False when the text does not parse (the session reports the error)."""
-    from kestrel.errors import HuntSyntaxError
     from kestrel.hunt import ast
-    from kestrel.hunt.parser import parse
 
-    try:
-        hunt = parse(text)
-    except HuntSyntaxError:
-        return False
+    if isinstance(hunt, str):
+        found = parsed(hunt)
+        if found is None:
+            return False
+        hunt = found
     plain = (ast.Get, ast.Find, ast.Group, ast.Join, ast.New, ast.Sort, ast.Copy, ast.Merge,
              ast.VarExpr, ast.Disp, ast.Info, ast.Describe, ast.Explain)  # fmt: skip
     defined: set[str] = set()
@@ -127,16 +142,15 @@ def sql_only(text: str) -> bool:
 
 def _has_sigma(node: object) -> bool:
     """Whether a SIGMA match occurs anywhere in an AST node."""
-    from dataclasses import fields, is_dataclass
-
     from kestrel.hunt import ast
+    from kestrel.hunt.node import Node, fields
 
     if isinstance(node, ast.SigmaMatch):
         return True
     if isinstance(node, tuple):
         return any(_has_sigma(item) for item in node)
-    if is_dataclass(node) and not isinstance(node, type):
-        return any(_has_sigma(getattr(node, f.name)) for f in fields(node))
+    if isinstance(node, Node):
+        return any(_has_sigma(getattr(node, name)) for name in fields(node))
     return False
 
 

@@ -74,10 +74,12 @@ class Session:
 
     # -- public surface -----------------------------------------------------------------------
 
-    def execute(self, text: str) -> list[Display]:
-        """Run a hunt-flow; returns what its DISP / INFO / EXPLAIN / APPLY … statements show."""
+    def execute(self, text: str | ast.Hunt) -> list[Display]:
+        """Run a hunt-flow (text, or a hunt already parsed); returns what its DISP / INFO /
+        EXPLAIN / APPLY … statements show."""
         out: list[Display] = []
-        for statement in parse(text).statements:
+        hunt = parse(text) if isinstance(text, str) else text
+        for statement in hunt.statements:
             out.extend(self.run(statement))
         return out
 
