@@ -22,21 +22,37 @@ acting on their own) are skipped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from kestrel.detect.baseline import WelfordBaseline
+from kestrel.detect.cloud.arrays import (
+    F64,
+    I64,
+    NO_TIME,
+    B,
+    CodeBook,
+    CodedBaseline,
+    CodedHourMask,
+    first_rows,
+    global_codes,
+    group_ids,
+    local_hours,
+    micros_series,
+    time_micros,
+)
 from kestrel.detect.cloud.common import (
     DENIED,
-    HourMask,
     StatefulDetector,
+    batch_columns,
+    coded_column,
     evidence_by,
     frame,
-    local_hour,
     make_finding,
-    off_hours,
 )
 from kestrel.events import Batch
 from kestrel.findings import Entity, Finding, Signal
@@ -70,33 +86,126 @@ class CloudAPIAbuseDetector(StatefulDetector):
     ) -> None:
         self._params: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
         self.window = timedelta(minutes=window_minutes)
-        self._baseline = WelfordBaseline(min_samples, min_std=2.0)
-        self._hours = HourMask()
+        self._book = CodeBook()
+        self._baseline = CodedBaseline(self._book, ("calls",), min_samples, min_std=2.0)
+        self._hours = CodedHourMask(self._book)
 
     def detect(self, batch: Batch) -> list[Finding]:
-        """Findings for the busy, spread-out, denied or unusual-hour windows of ``batch``."""
-        p = self._params
-        events = frame(batch, _COLUMNS, _is_call(p["ignore_types"]))
-        if events.is_empty():
-            return []
-        windows = self._score(_window_stats(events, self.window))
-        flagged = windows.filter(_any_signal(p))
-        if flagged.is_empty():  # most batches: no evidence to collect
-            return []
-        rows = events.with_columns(pl.col("time").dt.truncate(self.window).alias("window_start"))
-        ev = evidence_by(rows.join(flagged.select(_KEYS), on=_KEYS, how="semi"), _KEYS)
-        return [self._finding(w) for w in flagged.join(ev, on=_KEYS).iter_rows(named=True)]
+        """Findings for the busy, spread-out, denied or unusual-hour windows of ``batch``.
 
-    def _score(self, windows: pl.DataFrame) -> pl.DataFrame:
-        """z of each window's calls (before learning), and whether its hour is new."""
-        scored = self._baseline.score_then_learn(
-            windows.with_columns(pl.lit("calls").alias("metric")), "calls"
+        The windows are integer (entity code, window) keys (`arrays.group_ids`), counted and
+        scored with ``bincount`` s and gathers from array state; only flagged windows
+        become a frame."""
+        p = self._params
+        if not batch.num_rows:
+            return []
+        cols = batch_columns(batch, _COLUMNS)
+        rows = np.flatnonzero(
+            cols.select(_is_call(p["ignore_types"]).fill_null(False)).to_series().to_numpy()
         )
-        hour = local_hour(self._params["timezone"]).alias("hour")
-        scored = scored.with_columns(pl.col("window_start").alias("time")).with_columns(hour)
-        seen = self._hours.seen(scored, "entity_id")
-        self._hours.learn(scored, "entity_id", time="window_start")
-        return seen
+        if not len(rows):
+            return []
+        w = self._windows(batch, rows)
+        flagged = np.flatnonzero(self._score(w))
+        if not len(flagged):  # most batches: no evidence to collect
+            return []
+        found = self._flagged_frame(batch, w, flagged)
+        keys = w.keys_row
+        hit = np.isin(keys, w.keys[flagged])
+        ev_rows = rows[hit]
+        ev = frame(batch, ["entity_id"]).select("event_id", "time", "source", "raw", "entity_id")
+        ev = ev[ev_rows].with_columns(
+            micros_series(w.origin + (keys[hit] % w.nw) * w.step, "window_start")
+        )
+        ev = evidence_by(ev, _KEYS)
+        return [self._finding(r) for r in found.join(ev, on=_KEYS).iter_rows(named=True)]
+
+    def _windows(self, batch: Batch, rows: I64) -> _Windows:
+        """Calls, distinct regions (a null region counts as one), denied calls and the IAM
+        share per (entity, window) of the calls ``rows``."""
+        step = int(self.window / timedelta(microseconds=1))
+        t = time_micros(batch)[rows]
+        wstart = t - t % step
+        origin = int(wstart.min())
+        wi = (wstart - origin) // step
+        nw = int(wi.max()) + 1
+        codes_row = global_codes(coded_column(batch, "entity_id"), self._book, rows)
+        keys_row = codes_row * nw + wi
+        ids, keys = group_ids(keys_row, len(self._book) * nw)
+        g = len(keys)
+        region = coded_column(batch, "cloud_region")
+        r = region.codes[rows]
+        width = len(region.values) + 1
+        pairs = ids * width + np.where(r >= 0, r, width - 1)
+        _, distinct = group_ids(pairs, g * width)
+        error = coded_column(batch, "cloud_error_code")
+        is_denied = np.append(_matches(error.values, DENIED), False)
+        service = coded_column(batch, "cloud_service")
+        is_iam = np.append(_equals(service.values, "iam"), False)
+        srow = service.codes[rows]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iam_share = np.bincount(ids[is_iam[srow]], minlength=g) / np.bincount(
+                ids[srow >= 0], minlength=g
+            )
+        return _Windows(
+            keys=keys, nw=nw, origin=origin, step=step, codes=keys // nw,
+            wstart=origin + (keys % nw) * step, calls=np.bincount(ids, minlength=g),
+            regions=np.bincount(distinct // width, minlength=g),
+            denied=np.bincount(ids[is_denied[error.codes[rows]]], minlength=g),
+            iam_share=iam_share, first_row=rows[first_rows(ids, g)], keys_row=keys_row,
+        )  # fmt: skip
+
+    def _score(self, w: _Windows) -> B:
+        """z of each window's calls (before learning), whether its hour is new; then learn.
+        Returns which windows have a signal (`_signals` not empty)."""
+        p = self._params
+        calls = w.calls.astype(np.float64)
+        has = np.ones(len(calls), dtype=np.bool_)
+        w.z, w.base_mean, w.base_n = self._baseline.score(0, w.codes, calls, has)
+        w.base_std = np.where(w.base_n >= 0, self._baseline.score_std(0, w.codes), np.nan)
+        self._baseline.learn(0, w.codes, calls)
+        w.hour = local_hours(w.wstart, p["timezone"])
+        w.hour_seen, w.known_since = self._hours.seen(w.codes, w.hour)
+        self._hours.learn(w.codes, w.hour, w.wstart)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            zscore = (np.nan_to_num(w.z, nan=0.0) >= p["z"]) & (
+                w.calls >= p["min_ratio"] * np.nan_to_num(w.base_mean, nan=np.inf)
+            )
+            denied = (w.denied >= p["min_errors"]) & (w.denied / w.calls >= p["error_rate"])
+        warmup = int(timedelta(hours=p["hours_warmup_h"]) / timedelta(microseconds=1))
+        age = np.where(w.known_since == NO_TIME, 0, w.wstart - w.known_since)
+        warm = (np.maximum(w.base_n, 0) >= p["min_samples"]) & (age >= warmup)
+        off = (w.hour < p["day_start"]) | (w.hour >= p["day_end"])
+        result: B = (
+            (w.calls >= p["burst_calls"]) | zscore | (w.regions > p["max_regions"]) | denied
+            | (off & warm & ~w.hour_seen)
+        )  # fmt: skip
+        return result
+
+    def _flagged_frame(self, batch: Batch, w: _Windows, idx: I64) -> pl.DataFrame:
+        """The flagged windows with the columns `_signals` / `_finding` read."""
+        types = batch_columns(batch, ["entity_type"])["entity_type"].gather(w.first_row[idx])
+
+        def num(values: F64, name: str) -> pl.Series:
+            return pl.Series(name, values[idx], dtype=pl.Float64, nan_to_null=True)
+
+        base_n = w.base_n[idx]
+        return pl.DataFrame(
+            [
+                self._book.decode(w.codes[idx]).alias("entity_id"),
+                micros_series(w.wstart[idx], "window_start"),
+                pl.Series("calls", w.calls[idx], dtype=pl.UInt32),
+                types.alias("entity_type"),
+                pl.Series("regions", w.regions[idx], dtype=pl.UInt32),
+                pl.Series("denied", w.denied[idx], dtype=pl.UInt32),
+                num(w.iam_share, "iam_share"),
+                num(w.z, "z"), num(w.base_mean, "base_mean"), num(w.base_std, "base_std"),
+                pl.Series("base_n", base_n, dtype=pl.Int64).set(pl.Series(base_n < 0), None),
+                pl.Series("hour", w.hour[idx], dtype=pl.Int32),
+                pl.Series("hour_seen", w.hour_seen[idx]),
+                micros_series(w.known_since[idx], "known_since"),
+            ]
+        )  # fmt: skip
 
     def _finding(self, w: dict[str, Any]) -> Finding:
         signals = _signals(w, self._params)
@@ -119,53 +228,41 @@ def _is_call(ignore: tuple[str, ...]) -> pl.Expr:
     )
 
 
-def _window_stats(events: pl.DataFrame, window: timedelta) -> pl.DataFrame:
-    denied = pl.col("cloud_error_code").fill_null("").str.contains(DENIED)
-    return (
-        events.with_columns(pl.col("time").dt.truncate(window).alias("window_start"))
-        .group_by(_KEYS)
-        .agg(
-            pl.len().alias("calls"),
-            pl.col("entity_type").first(),
-            pl.col("cloud_region").n_unique().alias("regions"),
-            denied.sum().alias("denied"),
-            (pl.col("cloud_service") == "iam").mean().alias("iam_share"),
-        )
-    )
+@dataclass(slots=True)
+class _Windows:
+    """A batch's (entity, window) groups of calls as arrays, in (entity code, window)
+    order; ``keys`` are ``entity code * nw + window index``."""
+
+    keys: I64
+    nw: int
+    origin: int
+    step: int
+    codes: I64
+    wstart: I64
+    calls: I64
+    regions: I64
+    denied: I64
+    iam_share: F64
+    first_row: I64
+    keys_row: I64
+    z: F64 = field(default_factory=lambda: np.zeros(0))
+    base_mean: F64 = field(default_factory=lambda: np.zeros(0))
+    base_std: F64 = field(default_factory=lambda: np.zeros(0))
+    base_n: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    hour: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    hour_seen: B = field(default_factory=lambda: np.zeros(0, np.bool_))
+    known_since: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
-def _any_signal(p: dict[str, Any]) -> pl.Expr:
-    result: pl.Expr = (
-        (pl.col("calls") >= p["burst_calls"])
-        | _zscore(p)
-        | (pl.col("regions") > p["max_regions"])
-        | _denied(p)
-        | _new_hour(p)
-    )
-    return result
+def _matches(values: pa.Array, pattern: str) -> B:
+    """Per distinct value: does it contain ``pattern`` (a regex)."""
+    found = pl.Series(values, dtype=pl.String).str.contains(pattern).fill_null(False)
+    return np.asarray(found.to_numpy(), dtype=np.bool_)
 
 
-def _zscore(p: dict[str, Any]) -> pl.Expr:
-    ratio = pl.col("calls") >= p["min_ratio"] * pl.col("base_mean").fill_null(float("inf"))
-    result: pl.Expr = (pl.col("z").fill_null(0) >= p["z"]) & ratio
-    return result
-
-
-def _denied(p: dict[str, Any]) -> pl.Expr:
-    share = pl.col("denied") / pl.col("calls")
-    result: pl.Expr = (pl.col("denied") >= p["min_errors"]) & (share >= p["error_rate"])
-    return result
-
-
-def _new_hour(p: dict[str, Any]) -> pl.Expr:
-    age = pl.col("window_start") - pl.col("known_since")
-    warm = (pl.col("base_n").fill_null(0) >= p["min_samples"]) & (
-        age.fill_null(timedelta(0)) >= timedelta(hours=p["hours_warmup_h"])
-    )
-    result: pl.Expr = (
-        off_hours(pl.col("hour"), p["day_start"], p["day_end"]) & warm & ~pl.col("hour_seen")
-    )
-    return result
+def _equals(values: pa.Array, value: str) -> B:
+    """Per distinct value: is it ``value``."""
+    return np.asarray((pl.Series(values, dtype=pl.String) == value).to_numpy(), dtype=np.bool_)
 
 
 def _signals(w: dict[str, Any], p: dict[str, Any]) -> list[Signal]:

@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kestrel.detect.cloud.arrays import Coded, encode_column
 from kestrel.events import Batch
 from kestrel.findings import Entity, Finding, Signal
 from kestrel.findings.severity import severity_for
@@ -44,11 +45,20 @@ class _BatchColumns:
         self._lock = threading.Lock()
         self._batch: Batch | None = None
         self._columns: dict[str, pl.Series] = {}
+        self._coded: dict[str, Coded] = {}
+
+    def coded(self, batch: Batch, name: str) -> Coded:
+        with self._lock:
+            if self._batch is not batch:
+                self._batch, self._columns, self._coded = batch, {}, {}
+            if name not in self._coded:
+                self._coded[name] = encode_column(batch.column(name))
+            return self._coded[name]
 
     def get(self, batch: Batch, names: Sequence[str]) -> pl.DataFrame:
         with self._lock:
             if self._batch is not batch:
-                self._batch, self._columns = batch, {}
+                self._batch, self._columns, self._coded = batch, {}, {}
             cols = self._columns
             todo = [n for n in names if n not in cols and n in batch.column_names]
             if todo:
@@ -63,7 +73,7 @@ class _BatchColumns:
 
     def forget(self) -> None:
         with self._lock:
-            self._batch, self._columns = None, {}
+            self._batch, self._columns, self._coded = None, {}, {}
 
 
 _COLUMNS = _BatchColumns()
@@ -79,6 +89,12 @@ def batch_columns(batch: Batch, names: Sequence[str]) -> pl.DataFrame:
     """The named columns of ``batch`` as a Polars frame (a column the batch lacks is all
     null strings), converted once per batch and shared by every reader of that batch."""
     return _COLUMNS.get(batch, names)
+
+
+def coded_column(batch: Batch, name: str) -> Coded:
+    """Column ``name`` of ``batch`` dictionary-encoded (`arrays.encode_column`), once per
+    batch and shared by every reader of that batch."""
+    return _COLUMNS.coded(batch, name)
 
 
 def source_id() -> pl.Expr:
