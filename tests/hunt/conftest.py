@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from sqlglot import exp
 
 from kestrel.events import make_batch
 from kestrel.hunt.session import Session
@@ -69,6 +70,27 @@ def hunt_batch() -> pa.Table:
     columns["source"] = ["test"] * n
     columns["raw"] = [json.dumps(row) for row in _ROWS]
     return make_batch(columns, n)
+
+
+@pytest.fixture(autouse=True)
+def light_sql_is_sqlglot_duckdb(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every query a hunt test writes for DuckDB through `kestrel.hunt.duckdb_sql`'s light
+    generator is also written by sqlglot's DuckDB dialect, and the two texts must be equal;
+    the texts written the light way are yielded (a test can check that the path was taken)."""
+    from kestrel.hunt import duckdb_sql
+
+    light = duckdb_sql._DIALECT
+    written: list[str] = []
+
+    class Checked:
+        def generate(self, query: exp.Expr, copy: bool = True) -> str:
+            ours = light.generate(query, copy=True)
+            assert ours == query.sql(dialect="duckdb"), query.sql(dialect="duckdb")
+            written.append(ours)
+            return ours
+
+    monkeypatch.setattr(duckdb_sql, "_DIALECT", Checked())
+    yield written
 
 
 @pytest.fixture

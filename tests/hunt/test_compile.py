@@ -17,7 +17,7 @@ import yaml
 
 from kestrel.errors import HuntNameError
 from kestrel.hunt import ast
-from kestrel.hunt.compile import Compiler, VarInfo
+from kestrel.hunt.compile import Compiler, VarInfo, sql
 from kestrel.hunt.parser import parse
 from kestrel.store import DuckDBStore
 
@@ -54,7 +54,7 @@ def compile_hunt(text: str, dialect: str) -> str:
         query = compiler.group(c)
     else:
         raise AssertionError(type(c))
-    return query.sql(dialect=dialect)
+    return sql(query, dialect)
 
 
 CASES: list[dict[str, Any]] = yaml.safe_load(CASES_FILE.read_text())

@@ -486,7 +486,9 @@ def _timestamp(text: str) -> exp.Expr:
 
 def sql(query: exp.Expr, dialect: str) -> str:
     """The SQL text of ``query`` for ``dialect`` (``duckdb`` or ``postgres``)."""
-    return query.sql(dialect=dialect)
+    from kestrel.hunt.duckdb_sql import sql as text
+
+    return text(query, dialect)
 
 
 ToSql = Callable[[exp.Expr], str]

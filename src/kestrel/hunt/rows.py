@@ -15,6 +15,7 @@ from typing import Protocol
 import pyarrow as pa
 from sqlglot import exp
 
+from kestrel.hunt.duckdb_sql import sql
 from kestrel.store import Store
 
 BATCH_ROWS = 65_536
@@ -61,7 +62,7 @@ class QueryRows:
                 first = False
 
     def _sql(self, query: exp.Expr) -> str:
-        return query.sql(dialect=self._store.dialect)
+        return sql(query, self._store.dialect)
 
 
 def _capped(query: exp.Select, limit: int | None) -> exp.Select:

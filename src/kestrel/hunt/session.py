@@ -25,6 +25,7 @@ from kestrel.errors import HuntError, HuntNameError
 from kestrel.hunt import ast
 from kestrel.hunt.compile import Compiler, VarInfo, entity_type
 from kestrel.hunt.display import Display, TableDisplay, TextDisplay
+from kestrel.hunt.duckdb_sql import sql
 from kestrel.hunt.entities import Role
 from kestrel.hunt.format import format_statement
 from kestrel.hunt.parser import parse
@@ -148,7 +149,7 @@ class Session:
                         self._sigma, self._present)  # fmt: skip
 
     def _sql(self, query: exp.Expr) -> str:
-        return query.sql(dialect=self.store.dialect)
+        return sql(query, self.store.dialect)
 
     def _query(self, query: exp.Expr) -> pa.Table:
         return self.store.query(self._sql(query))
@@ -266,7 +267,7 @@ def filled_columns(store: Store, source: str, role: Role) -> frozenset[str]:
         return exp.Exists(this=probe).as_(column, quoted=True)
 
     query = exp.select(*(has_value(c) for c in columns))
-    row = store.query(query.sql(dialect=store.dialect)).to_pylist()[0]
+    row = store.query(sql(query, store.dialect)).to_pylist()[0]
     return frozenset(c for c, filled in row.items() if filled)
 
 
