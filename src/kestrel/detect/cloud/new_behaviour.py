@@ -32,24 +32,37 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from kestrel.detect.cloud.common import StatefulDetector, evidence_by, frame, make_finding
+from kestrel.detect.cloud.arrays import I64, B, CodeBook, Coded, global_codes, grow
+from kestrel.detect.cloud.common import (
+    StatefulDetector,
+    batch_columns,
+    coded_column,
+    distinct_sorted,
+    evidence_by,
+    frame,
+    make_finding,
+)
 from kestrel.detect.cloud.sensitive import (
     COLUMNS,
     DEFAULT_TABLE,
+    SHARED,
     SensitiveRule,
     load_table,
     match,
     service_linked,
     succeeded,
+    with_shared,
 )
 from kestrel.events import Batch
 from kestrel.findings import Entity, Finding, Signal
 
 _COLUMNS = ("class", "entity_type", "cloud_account", *COLUMNS)
 _SEEN = {"entity_id": pl.String(), "key": pl.String()}
-_COUNTS = {"entity_id": pl.String(), "n": pl.Int64()}
 _READ_ONLY = r"^(Describe|List|Get|Head|Lookup|BatchGet|Search|Check|Preview|Test)"
 _WIN = ["entity_id", "window_start"]
 # signal kind of a table row's level, for severity (`kestrel.findings.severity`)
@@ -73,8 +86,12 @@ class NewBehaviourDetector(StatefulDetector):
         self.window = timedelta(minutes=window_minutes)
         self.rules = load_table(Path(table) if table else DEFAULT_TABLE)
         self._by_id = {r.id: r for r in self.rules}
-        self._seen = pl.DataFrame(schema=_SEEN)
-        self._counts = pl.DataFrame(schema=_COUNTS)
+        self._gate_cache: dict[
+            tuple[SensitiveRule, ...],
+            tuple[pl.Expr, list[tuple[tuple[SensitiveRule, ...], pl.Expr]]],
+        ] = {}
+        self._seen = _Seen(CodeBook())
+        self._counts = _Counts(self._seen.book)
 
     def detect(self, batch: Batch) -> list[Finding]:
         """Findings for the principals of ``batch`` that did something new."""
@@ -82,29 +99,45 @@ class NewBehaviourDetector(StatefulDetector):
         where = pl.col("class").is_in(["api_activity", "auth"]) & ~ptype.is_in(
             list(self._params["ignore_types"])
         )
-        events = frame(batch, _COLUMNS, where).with_columns(
+        cols = batch_columns(batch, ["class", "cloud_principal_type"])
+        rows = np.flatnonzero(cols.select(where.fill_null(False)).to_series().to_numpy())
+        if not len(rows):
+            return []
+        events = frame(batch, _COLUMNS)[rows].with_columns(
             pl.col("time").dt.truncate(self.window).alias("window_start"),
             _entity().alias("entity_id"),
             pl.col("entity_type").fill_null("principal"),
         )
-        if events.is_empty():
-            return []
+        codes = self._entity_codes(batch, rows, events)
+        ops = self._seen.keys.prefixed(coded_column(batch, "cloud_operation"), rows, "op:")
+        op_pairs = _pair(codes, ops)
         matched = self._match(events)
-        new = self._new_pairs(events, matched)
-        sensitive = self._sensitive(matched, new)
-        novel = self._novel(events, new).join(sensitive, on="event_id", how="anti")
+        rule_pairs = _pair(
+            self._seen.book.encode(matched["entity_id"].to_arrow()),
+            self._seen.keys.encode(("rule:" + matched["rule"]).to_arrow()),
+        )
+        old = self._counts.of(codes) >= self._params["min_history"]
+        # every (principal, key) pair of the batch against the set as of its start, then
+        # learnt: op pairs first, then rule pairs, as the set has always been ordered
+        before = self._seen.see(np.concatenate([op_pairs, rule_pairs]))
+        n = len(op_pairs)
+        events = events.with_columns(pl.Series("_new", ~before[:n]), pl.Series("_old", old))
+        matched = matched.with_columns(pl.Series("_new", ~before[n:]))
+        sensitive = self._sensitive(matched)
+        novel = self._novel(events).join(sensitive, on="event_id", how="anti")
         hits = pl.concat([sensitive, novel], how="diagonal")
-        self._learn(events, new)
-        return self._findings(hits, events)
+        self._counts.add(codes)
+        return self._findings(hits, events.drop("_new", "_old"))
 
-    def _new_pairs(self, events: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
-        """The batch's (principal, key) pairs that are not in the seen set, in order of
-        first occurrence: one anti-join against the seen set per batch, which the sensitive
-        and novel checks and the learning all use."""
-        ops = events.select("entity_id", ("op:" + pl.col("cloud_operation")).alias("key"))
-        rules = matched.select("entity_id", ("rule:" + pl.col("rule")).alias("key"))
-        pairs = pl.concat([ops, rules]).unique(maintain_order=True)
-        return pairs.join(self._seen, on=["entity_id", "key"], how="anti", maintain_order="left")
+    def _entity_codes(self, batch: Batch, rows: I64, events: pl.DataFrame) -> I64:
+        """Each event's principal code (records without one: their account's unknown
+        principal, encoded from the filled-in ``entity_id``)."""
+        codes = global_codes(coded_column(batch, "entity_id"), self._seen.book, rows)
+        missing = np.flatnonzero(codes < 0)
+        if len(missing):
+            names = events["entity_id"].gather(missing).to_arrow()
+            codes[missing] = self._seen.book.encode(names)
+        return codes
 
     def _match(self, events: pl.DataFrame) -> pl.DataFrame:
         """`match` over only the rows and rules that can match (the same rows out, far less
@@ -113,49 +146,57 @@ class NewBehaviourDetector(StatefulDetector):
         and rows that no remaining rule's operations cover, never reach the JSON paths."""
         present = set(events["cloud_operation"].drop_nulls().unique().to_list())
         rules = tuple(r for r in self.rules if not r.ops or present & set(r.ops))
+        gate, groups = self._gates(rules)
+        # the JSON paths every rule reads, once per row that any rule's gate lets through
+        gated = with_shared(events.filter(gate))
         parts = []
-        for group in _linked(rules):  # rules that name each other in unless_rules go together
-            gate = pl.any_horizontal(pl.lit(False), *[r.gate() for r in group])
-            rows = events.filter(gate.fill_null(False))
+        for group, group_gate in groups:
+            rows = gated.filter(group_gate)
             if rows.height:
-                parts.append(match(rows, group))
+                parts.append(match(rows, group).drop(SHARED))
         return pl.concat(parts) if parts else match(events.clear(), ())
 
-    def _sensitive(self, matched: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
-        """Rows matching a table rule the principal never triggered (bursts counted)."""
-        found = matched.with_columns(("rule:" + pl.col("rule")).alias("key"))
-        found = found.join(new, on=["entity_id", "key"], how="semi")
+    def _gates(
+        self, rules: tuple[SensitiveRule, ...]
+    ) -> tuple[pl.Expr, list[tuple[tuple[SensitiveRule, ...], pl.Expr]]]:
+        """The gate of any of ``rules`` and each linked group's gate (rules that name each
+        other in ``unless_rules`` go together), built once per set of rules (a batch's
+        operations pick the set; building the expressions cost more than running them)."""
+        cached = self._gate_cache.get(rules)
+        if cached is None:
+
+            def any_gate(group: tuple[SensitiveRule, ...]) -> pl.Expr:
+                return pl.any_horizontal(pl.lit(False), *[r.gate() for r in group]).fill_null(False)
+
+            cached = any_gate(rules), [(g, any_gate(g)) for g in _linked(rules)]
+            self._gate_cache[rules] = cached
+        return cached
+
+    def _sensitive(self, matched: pl.DataFrame) -> pl.DataFrame:
+        """Rows matching a table rule the principal never triggered (``_new``; bursts
+        counted)."""
+        found = matched.filter(pl.col("_new")).with_columns(("rule:" + pl.col("rule")).alias("key"))
         need = pl.col("rule").replace_strict(
             {r.id: r.min_count for r in self.rules}, default=1, return_dtype=pl.Int64
         )
         count = pl.len().over("entity_id", "rule", "window_start")
         return found.filter(count >= need).select("event_id", *_WIN, "key", "rule")
 
-    def _novel(self, events: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
-        """First calls of a mutating operation by a principal with enough history."""
-        old = self._counts.filter(pl.col("n") >= self._params["min_history"])
-        if old.is_empty():  # no principal has the history yet (a fresh detector): none is novel
+    def _novel(self, events: pl.DataFrame) -> pl.DataFrame:
+        """First calls (``_new``) of a mutating operation by a principal with enough history
+        (``_old``)."""
+        first = events.filter(pl.col("_new") & pl.col("_old"))
+        if first.is_empty():
             return events.clear().select("event_id", *_WIN, pl.lit(None, pl.String).alias("key"))
-        # the read-only test on the batch's distinct operations, not on every call
-        ops = events["cloud_operation"].drop_nulls().unique()
+        # the read-only test on the distinct operations, not on every call
+        ops = first["cloud_operation"].drop_nulls().unique()
         mutating = ops.filter(~ops.str.contains(_READ_ONLY))
-        writes = events.filter(
+        writes = first.filter(
             pl.col("cloud_operation").is_in(mutating.implode()) & ~service_linked()
         )
         keyed = writes.with_columns(("op:" + pl.col("cloud_operation")).alias("key"))
-        first = keyed.join(new, on=["entity_id", "key"], how="semi").join(
-            old.select("entity_id"), on="entity_id", how="semi"
-        )
         # succeeded() reads the response JSON: only on the few first calls left
-        return first.filter(succeeded()).select("event_id", *_WIN, "key")
-
-    def _learn(self, events: pl.DataFrame, new: pl.DataFrame) -> None:
-        # only the batch's pairs not seen before are added (not a unique over the whole set)
-        self._seen = pl.concat([self._seen, new])
-        counts = events.group_by("entity_id").agg(pl.len().cast(pl.Int64).alias("n"))
-        self._counts = (
-            pl.concat([self._counts, counts]).group_by("entity_id").agg(pl.col("n").sum())
-        )
+        return keyed.filter(succeeded()).select("event_id", *_WIN, "key")
 
     def _findings(self, hits: pl.DataFrame, events: pl.DataFrame) -> list[Finding]:
         if hits.is_empty():
@@ -186,6 +227,139 @@ class NewBehaviourDetector(StatefulDetector):
         level = _KIND[rule.level]
         detail = f"first time for this principal; {', '.join(rule.ops) or 'any operation'}"
         return Signal(f"new.sensitive:{name}", name, float(rule.min_count), detail, level)
+
+
+_KEY_BITS = 24
+"""Bits of a pair code for the key (``op:`` / ``rule:`` name): 16 million names."""
+_KEY_MASK = (1 << _KEY_BITS) - 1
+
+
+def _pair(entities: I64, keys: I64) -> I64:
+    """(principal, key) pair codes; key code -1 (a call without an operation) gives the
+    pair with key bits 0, which the seen set never holds."""
+    return (entities << _KEY_BITS) | (keys + 1)
+
+
+class _Keys(CodeBook):
+    """Codes of the ``op:`` / ``rule:`` keys."""
+
+    def prefixed(self, coded: Coded, rows: I64, prefix: str) -> I64:
+        """Each row's code of ``prefix`` + its value (-1 for a null), looking up only the
+        values the rows use."""
+        local = coded.codes[rows]
+        used = np.flatnonzero(np.bincount(local[local >= 0], minlength=len(coded.values)))
+        table = np.full(len(coded.values) + 1, -1, dtype=np.int64)
+        if len(used):
+            names = pc.binary_join_element_wise(
+                prefix, coded.values.take(pa.array(used, pa.int64())).cast(pa.string()), ""
+            )
+            table[used] = self.encode(names)
+        return table[local]
+
+
+class _Seen:
+    """The (principal, key) pairs seen: int64 pair codes in the order they were first seen
+    (the checkpointed table keeps that order) and sorted (for the lookups). A pair whose
+    key is null is never "seen" and is added again each batch, as the frame-based set did
+    (its anti-join never matched a null)."""
+
+    def __init__(self, book: CodeBook) -> None:
+        self.book = book
+        self.keys = _Keys()
+        self._order: list[I64] = []
+        self._sorted = np.zeros(0, dtype=np.int64)
+
+    def see(self, pairs: I64) -> B:
+        """Which pairs were in the set before this call; then add those that were not,
+        each once, in order of first occurrence. One sort of the pairs: the lookups and
+        the insert run on sorted distinct values."""
+        if not len(pairs):
+            return np.zeros(0, dtype=np.bool_)
+        order = np.argsort(pairs, kind="stable")
+        ordered = pairs[order]
+        start = np.r_[True, ordered[1:] != ordered[:-1]]
+        distinct = ordered[start]
+        null_key = (distinct & _KEY_MASK) == 0
+        known = np.zeros(len(distinct), dtype=np.bool_)
+        if len(self._sorted):
+            pos = np.searchsorted(self._sorted, distinct)
+            known = self._sorted[np.minimum(pos, len(self._sorted) - 1)] == distinct
+        known &= ~null_key
+        before = np.empty(len(pairs), dtype=np.bool_)
+        before[order] = known[np.cumsum(start) - 1]
+        new = ~known
+        if new.any():
+            first = order[start][new]
+            self._order.append(distinct[new][np.argsort(first)])
+            kept = distinct[new & ~null_key]
+            self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, kept), kept)
+        return before
+
+    @property
+    def state(self) -> pl.DataFrame:
+        """``(entity_id, key)`` in the order first seen."""
+        pairs = np.concatenate(self._order) if self._order else np.zeros(0, dtype=np.int64)
+        self._order = [pairs] if len(pairs) else []
+        keys = (pairs & _KEY_MASK) - 1
+        names = self.keys.decode(np.maximum(keys, 0))
+        if len(keys) and (keys < 0).any():
+            names = names.set(pl.Series(keys < 0), None)
+        return pl.DataFrame(
+            [self.book.decode(pairs >> _KEY_BITS).alias("entity_id"), names.alias("key")]
+        ).cast(_SEEN)  # type: ignore[arg-type]
+
+    def load_arrow(self, table: pa.Table) -> None:
+        """Restore a checkpointed set (its order kept)."""
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        self._order, self._sorted = [], np.zeros(0, dtype=np.int64)
+        if not frame.height:
+            return
+        entities = self.book.encode(frame["entity_id"].cast(pl.String).to_arrow())
+        key = frame["key"].cast(pl.String)
+        codes = np.full(frame.height, -1, dtype=np.int64)
+        present = np.flatnonzero(key.is_not_null().to_numpy())
+        codes[present] = self.keys.encode(key.gather(present).to_arrow())
+        pairs = _pair(entities, codes)
+        self._order = [pairs]
+        self._sorted = distinct_sorted(pairs[(pairs & _KEY_MASK) != 0])
+
+
+class _Counts:
+    """Calls per principal (for ``min_history``), by principal code."""
+
+    def __init__(self, book: CodeBook) -> None:
+        self.book = book
+        self.n = np.zeros(0, dtype=np.int64)
+
+    def of(self, codes: I64) -> I64:
+        """Each code's count so far."""
+        self.n = grow(self.n, len(self.book), 0)
+        return self.n[codes]
+
+    def add(self, codes: I64) -> None:
+        """One more call per row."""
+        self.n = grow(self.n, len(self.book), 0)
+        self.n += np.bincount(codes, minlength=len(self.n))
+
+    @property
+    def state(self) -> pl.DataFrame:
+        """``(entity_id, n)``, principals with calls, by principal."""
+        self.n = grow(self.n, len(self.book), 0)
+        codes = np.flatnonzero(self.n[: len(self.book)] > 0)
+        out = pl.DataFrame([self.book.decode(codes).alias("entity_id"),
+                            pl.Series("n", self.n[codes], dtype=pl.Int64)])  # fmt: skip
+        return out.sort("entity_id")
+
+    def load_arrow(self, table: pa.Table) -> None:
+        """Restore checkpointed counts (a principal on several rows: their sum)."""
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        self.n = np.zeros(0, dtype=np.int64)
+        if frame.height:
+            codes = self.book.encode(frame["entity_id"].cast(pl.String).to_arrow())
+            self.n = grow(self.n, len(self.book), 0)
+            np.add.at(self.n, codes, frame["n"].cast(pl.Int64).to_numpy())
 
 
 def _entity() -> pl.Expr:

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import yaml
 
@@ -70,17 +71,29 @@ class SensitiveRule:
             out = out & user_agent_matches(self.user_agent)
         return out
 
+    def keys_present(self) -> pl.Expr:
+        """True where ``raw`` holds the name of every request field the rule's ``params``
+        read (or a \\u escape that could spell one): elsewhere those JSON paths are null
+        and the rule cannot match, so `match` skips those rows before any JSON path."""
+        raw = pl.col("raw").fill_null("")
+        out: pl.Expr = pl.lit(True)
+        for path, _ in self.params:
+            out = out & raw.str.contains(f'"{path.rsplit(".", 1)[-1]}"', literal=True)
+        return out | raw.str.contains("\\u", literal=True)
+
     def expr(self) -> pl.Expr:
         """True on the rows of a frame of API calls this rule matches (without
-        ``unless_rules``, which `match` applies)."""
+        ``unless_rules``, which `match` applies). The frame must have the `SHARED`
+        columns (`with_shared`)."""
         raw = pl.col("raw")
         out = self.gate()
+        # the conditions every rule reads are columns `match` adds once (`SHARED`)
         if not self.attempts:
-            out = out & succeeded()
+            out = out & pl.col("_succeeded")
         if not self.service_roles:
-            out = out & ~service_linked()
+            out = out & ~pl.col("_linked")
         # records AWS itself writes (scheduled key rotation, ...) are no principal's doing
-        out = out & (_field("eventType").fill_null("") != "AwsServiceEvent")
+        out = out & ~pl.col("_aws_event")
         for path, pattern in self.params:
             out = out & _field(path).str.contains(pattern).fill_null(False)
         for path, pattern in self.params_unless:
@@ -95,15 +108,59 @@ class SensitiveRule:
         return out.fill_null(False)
 
 
+SHARED = ("_succeeded", "_linked", "_aws_event")
+"""Columns `with_shared` adds: what every rule tests, each JSON path read once per row
+instead of once per rule."""
+
+
+def with_shared(events: pl.DataFrame) -> pl.DataFrame:
+    """``events`` with the `SHARED` columns (unless it has them): the call succeeded, the
+    caller is a service-linked role, the record is an AWS service event."""
+    if all(c in events.columns for c in SHARED):
+        return events
+    # The two JSON tests can only be true on a record whose text holds the word they look
+    # for (``Failure``, ``AwsServiceEvent``), or a \u escape that could spell it: the JSON
+    # paths run on those few rows only, not on every call.
+    raw = pl.col("raw").fill_null("")
+    escaped = raw.str.contains("\\u", literal=True)
+    maybe = events.select(
+        (raw.str.contains("Failure", literal=True) | escaped).alias("fail"),
+        (raw.str.contains("AwsServiceEvent", literal=True) | escaped).alias("aws"),
+    )
+    failed = _only_where(events, maybe["fail"], _failed_signin())
+    aws = _only_where(events, maybe["aws"], _field("eventType").fill_null("") == "AwsServiceEvent")
+    return events.with_columns(
+        (_call_ok() & ~failed).alias("_succeeded"),
+        service_linked().alias("_linked"),
+        aws.alias("_aws_event"),
+    )
+
+
+def _only_where(events: pl.DataFrame, where: pl.Series, test: pl.Expr) -> pl.Series:
+    """``test`` (null as false) on the rows ``where`` is true, false on the others."""
+    rows = np.flatnonzero(where.to_numpy())
+    out = np.zeros(events.height, dtype=np.bool_)
+    if len(rows):
+        out[rows] = events[rows].select(test.fill_null(False)).to_series().to_numpy()
+    return pl.Series(out)
+
+
 def succeeded() -> pl.Expr:
     """True on calls that did what they asked: no error code, not a failed login, and not a
     sign-in event whose response says ``Failure`` (``{"PasswordUpdated":"Failure"}``)."""
-    failed_signin = _field("responseElements").str.contains(r'^\{"\w+":"Failure"\}$')
-    return (
-        (pl.col("cloud_error_code").fill_null("") == "")
-        & (pl.col("outcome").fill_null("") != "failure")
-        & ~failed_signin.fill_null(False)
+    return _call_ok() & ~_failed_signin().fill_null(False)
+
+
+def _call_ok() -> pl.Expr:
+    """No error code and not a failed login (the schema columns of `succeeded`)."""
+    return (pl.col("cloud_error_code").fill_null("") == "") & (
+        pl.col("outcome").fill_null("") != "failure"
     )
+
+
+def _failed_signin() -> pl.Expr:
+    """A sign-in event whose response says ``Failure`` (``{"PasswordUpdated":"Failure"}``)."""
+    return _field("responseElements").str.contains(r'^\{"\w+":"Failure"\}$')
 
 
 def user_agent_matches(pattern: str) -> pl.Expr:
@@ -194,12 +251,20 @@ def match(events: pl.DataFrame, rules: tuple[SensitiveRule, ...]) -> pl.DataFram
     attached")."""
     ops = sorted({o for r in rules for o in r.ops})
     anywhere = [r for r in rules if not r.ops]
+    added = [c for c in SHARED if c not in events.columns]
+    if len(rules) == 1 and rules[0].ops and rules[0].params:
+        # one rule reading request fields: the rows that hold their names, then the rule
+        (rule,) = rules
+        subset = with_shared(events.filter(rule.keys_present()))
+        found = subset.filter(rule.expr()).drop(added)
+        return found.with_columns(pl.lit(rule.id, pl.String).alias("rule"))
+    events = with_shared(events)
     cand = pl.col("cloud_operation").is_in(ops)
     for r in anywhere:
         cand = cand | r.expr()
     subset = events.filter(cand.fill_null(False))
     if subset.is_empty():
-        return subset.with_columns(pl.lit(None, pl.String).alias("rule"))
+        return subset.drop(added).with_columns(pl.lit(None, pl.String).alias("rule"))
     by_id = {r.id: r for r in rules}
     flags = subset.select([r.expr().alias(r.id) for r in rules])
     hits = []
@@ -209,6 +274,7 @@ def match(events: pl.DataFrame, rules: tuple[SensitiveRule, ...]) -> pl.DataFram
             if other in by_id:
                 hit = hit & ~pl.col(other)
         hits.append(pl.when(hit).then(pl.lit(r.id)))
-    found = subset.with_columns(flags.select(pl.concat_list(hits).list.drop_nulls())
-                                .to_series().alias("rule"))  # fmt: skip
+    found = subset.drop(added).with_columns(
+        flags.select(pl.concat_list(hits).list.drop_nulls()).to_series().alias("rule")
+    )
     return found.explode("rule").filter(pl.col("rule").is_not_null())
