@@ -21,7 +21,8 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from kestrel.detect.cloud.common import batch_columns, distinct_sorted, string_codes
+from kestrel.detect.cloud.arrays import CodeBook, global_codes
+from kestrel.detect.cloud.common import batch_columns, coded_column, distinct_sorted, string_codes
 from kestrel.events import Batch
 
 _TS = pl.Datetime("us", "UTC")
@@ -41,8 +42,12 @@ OPS_SCHEMA: dict[str, pl.DataType] = {
 _COLUMNS = ("entity_id", "entity_type", "time", "class", "cloud_provider", "source",
             "cloud_region", "cloud_service", "cloud_operation", "cloud_error_code",
             "metric_name", "metric_value", "instance_type")  # fmt: skip
+# string columns the fold groups by (as codes, `EntityProfiler`) and the others it reads
+_CODED = ("entity_id", "cloud_region", "instance_type", "cloud_service", "cloud_operation")
+_PLAIN = tuple(c for c in _COLUMNS if c not in _CODED)
 _METRICS = (("gpu", "gpu_util"), ("mem", "mem_util"), ("power", "power_watts"))
 _API = pl.col("class").is_in(["api_activity", "auth"]) & pl.col("cloud_operation").is_not_null()
+_API_CODED = pl.col("class").is_in(["api_activity", "auth"]) & (pl.col("_cloud_operation") >= 0)
 
 
 class EntityProfiler:
@@ -63,12 +68,27 @@ class EntityProfiler:
         self._operations = pl.DataFrame(schema=OPS_SCHEMA)
         self._pending: list[pl.DataFrame] = []
         self._pending_rows = 0
+        # integer codes of the string columns the fold groups by: assigned per batch from
+        # the batch's dictionary-encoded columns (shared with the detectors), so the fold
+        # never hashes the strings of every event
+        self._books = {name: CodeBook() for name in _CODED}
 
     def learn(self, batch: Batch) -> None:
         """Add what ``batch`` shows about each entity it names."""
-        events = _frame(batch)
-        if events.is_empty():
+        entity = coded_column(batch, "entity_id")
+        rows = np.flatnonzero(entity.codes >= 0)
+        if not len(rows):
             return
+        every = len(rows) == batch.num_rows
+        picked = None if every else rows  # no gather when every row names an entity
+        codes = {
+            f"_{name}": global_codes(coded_column(batch, name), self._books[name], picked)
+            for name in _CODED
+        }
+        plain = batch_columns(batch, _PLAIN)
+        events = (plain if every else plain[rows]).with_columns(
+            pl.Series(name, values) for name, values in codes.items()
+        )
         self._pending.append(events)
         self._pending_rows += events.height
         if self._pending_rows >= self.flush_rows:
@@ -80,8 +100,26 @@ class EntityProfiler:
             return
         events = pl.concat(self._pending, rechunk=False)
         self._pending, self._pending_rows = [], 0
-        self._profiles = merge_profiles(self._profiles, batch_profiles(events))
-        self._operations = merge_operations(self._operations, batch_operations(events))
+        e = events["_entity_id"].to_numpy()
+        present = np.flatnonzero(np.bincount(e))
+        dense = np.full(len(self._books["entity_id"]), -1, dtype=np.int64)
+        dense[present] = np.arange(len(present))
+        codes, entities = dense[e], self._books["entity_id"].decode(present)
+
+        def coded(name: str) -> tuple[npt.NDArray[np.int64], pl.Series]:
+            book = self._books[name]
+            return events[f"_{name}"].to_numpy(), book.decode(np.arange(len(book)))
+
+        part = _coded_profiles(
+            events, codes, entities, coded("cloud_region"), coded("instance_type"), _API_CODED
+        )
+        self._profiles = merge_profiles(self._profiles, part)
+        api = events.select(_API_CODED.fill_null(False)).to_series().to_numpy()
+        o, operations = coded("cloud_operation")
+        service = _service_codes(*coded("cloud_service"), api)
+        time = events["time"].filter(pl.Series(api))
+        ops = _coded_operations(codes[api], entities, service, operations, o[api], time)
+        self._operations = merge_operations(self._operations, ops)
 
     @property
     def profiles(self) -> pl.DataFrame:
@@ -115,6 +153,8 @@ def _cast(table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 
 def _frame(batch: Batch) -> pl.DataFrame:
+    """The profiled columns of ``batch``, strings as they are (the frame `batch_profiles`
+    and `batch_operations` take; the profiler itself keeps codes)."""
     return batch_columns(batch, _COLUMNS).filter(pl.col("entity_id").is_not_null())
 
 
@@ -128,14 +168,31 @@ def batch_profiles(events: pl.DataFrame) -> pl.DataFrame:
     rows) or a distinct (code, value) pair set (regions, instance types), each one pass over
     integer arrays. A Polars group_by with these ~40 aggregates over the entity strings cost
     about 4x more CPU. The fields are those of `reference_profiles` (the test compares them)."""
-    n = events.height
     codes, entities = string_codes(events["entity_id"])
+    regions = string_codes(events["cloud_region"])
+    types = string_codes(events["instance_type"])
+    return _coded_profiles(events, codes, entities, regions, types)
+
+
+def _coded_profiles(
+    events: pl.DataFrame,
+    codes: npt.NDArray[np.int64],
+    entities: pl.Series,
+    regions: tuple[npt.NDArray[np.int64], pl.Series],
+    types: tuple[npt.NDArray[np.int64], pl.Series],
+    is_api: pl.Expr = _API,
+) -> pl.DataFrame:
+    """`batch_profiles` from integer codes: each event's entity code (``0..k-1``, the
+    index into ``entities``) and its region and instance type codes (-1 for null) with the
+    values they index. ``is_api``: what makes an event an API call (`_API`, or
+    `_API_CODED` on a frame whose operation column is a code)."""
+    n = events.height
     k = len(entities)
     marked = events.select(
-        _API.fill_null(False).alias("api"),
+        is_api.fill_null(False).alias("api"),
         pl.col("time").dt.hour().cast(pl.Int64).alias("hour"),
         pl.col("time").dt.epoch("us").alias("t"),
-        (_API & pl.col("cloud_error_code").is_not_null()).fill_null(False).alias("err"),
+        (is_api & pl.col("cloud_error_code").is_not_null()).fill_null(False).alias("err"),
         pl.coalesce("cloud_provider", "source").alias("provider"),
     )
     api = marked["api"].to_numpy()
@@ -160,8 +217,8 @@ def batch_profiles(events: pl.DataFrame) -> pl.DataFrame:
         out[f"{key}_sum"] = np.bincount(codes[is_metric], value[is_metric], minlength=k)
     hours = np.bincount(codes * 24 + marked["hour"].to_numpy(), minlength=k * 24)
     out.update(zip(HOURS, hours.reshape(k, 24).T, strict=True))
-    out["regions"] = _sets(events["cloud_region"], codes, k)
-    out["instance_types"] = _sets(events["instance_type"], codes, k)
+    out["regions"] = _sets(*regions, codes, k)
+    out["instance_types"] = _sets(*types, codes, k)
     frame = pl.DataFrame(out) if n else pl.DataFrame(schema=PROFILE_SCHEMA)
     return frame.select(list(PROFILE_SCHEMA)).cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
 
@@ -206,8 +263,24 @@ def batch_operations(events: pl.DataFrame) -> pl.DataFrame:
     e, entities = string_codes(calls["entity_id"])
     s, services = string_codes(calls["cloud_service"])
     o, operations = string_codes(calls["cloud_operation"])
+    return _coded_operations(e, entities, (s, services), operations, o, calls["time"])
+
+
+def _coded_operations(
+    e: npt.NDArray[np.int64],
+    entities: pl.Series,
+    service: tuple[npt.NDArray[np.int64], pl.Series],
+    operations: pl.Series,
+    o: npt.NDArray[np.int64],
+    time: pl.Series,
+) -> pl.DataFrame:
+    """`batch_operations` from integer codes of the calls' entity, service and operation
+    (indices into ``entities``, the services' values and ``operations``; none null)."""
+    if not len(e):
+        return pl.DataFrame(schema=OPS_SCHEMA)
+    s, services = service
     key = (e * len(services) + s) * len(operations) + o
-    keyed = pl.DataFrame({"key": key, "time": calls["time"]})
+    keyed = pl.DataFrame({"key": key, "time": time})
     grouped = keyed.group_by("key").agg(pl.col("time").min().alias("first_seen"), pl.len())
     key = grouped["key"].to_numpy()
     o = key % len(operations)
@@ -222,6 +295,18 @@ def batch_operations(events: pl.DataFrame) -> pl.DataFrame:
             "calls": grouped["len"],
         }
     ).cast(OPS_SCHEMA)  # type: ignore[arg-type]
+
+
+def _service_codes(
+    codes: npt.NDArray[np.int64], values: pl.Series, api: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.int64], pl.Series]:
+    """The calls' service codes, a null service as the value ``""`` (as
+    `batch_operations` fills it)."""
+    s = codes[api]
+    if (s < 0).any():
+        values = values.extend_constant("", 1)
+        s = np.where(s < 0, len(values) - 1, s)
+    return s, values
 
 
 def _first(values: pl.Series, codes: npt.NDArray[np.int64], k: int) -> pl.Series:
@@ -242,9 +327,10 @@ def _span(codes: npt.NDArray[np.int64], t: npt.NDArray[np.int64], k: int,
     return series.cast(pl.Datetime("us", "UTC"))
 
 
-def _sets(values: pl.Series, codes: npt.NDArray[np.int64], k: int) -> pl.Series:
-    """Per code: its distinct non-null ``values``, sorted, as a list (empty if none)."""
-    vcodes, distinct = string_codes(values)
+def _sets(vcodes: npt.NDArray[np.int64], distinct: pl.Series, codes: npt.NDArray[np.int64],
+          k: int) -> pl.Series:  # fmt: skip
+    """Per code: its distinct non-null values (``vcodes`` index ``distinct``; -1 for a
+    null), sorted, as a list (empty if none)."""
     rows = np.flatnonzero(vcodes >= 0)
     if not len(rows):
         return pl.Series([[] for _ in range(k)], dtype=pl.List(pl.String))
