@@ -19,6 +19,7 @@ from kestrel.api import spool as spool_module
 from kestrel.api.intake import Parsed, parse_body
 from kestrel.api.spool import Spool, SpoolWriter, records
 from kestrel.api.writer import GroupWriter
+from kestrel.events import Batch
 from kestrel.store import DuckDBStore
 from kestrel.store import duckdb as duckdb_store
 from kestrel.store.management import ManagementStore
@@ -101,21 +102,28 @@ def test_counts_exact_while_rows_wait_for_the_store(
     store.close()
 
 
+def counting_inserts(monkeypatch: pytest.MonkeyPatch, store: DuckDBStore) -> list[int]:
+    """Rows of each `insert_new` on ``store`` (the spool writer's appends), in order."""
+    inserted: list[int] = []
+    real_insert = store.insert_new
+
+    def counting(batch: Batch) -> None:
+        inserted.append(batch.num_rows)
+        real_insert(batch)
+
+    monkeypatch.setattr(store, "insert_new", counting)
+    return inserted
+
+
 def test_queued_requests_are_appended_as_one_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The writer lingers for a group to fill (an append's cost per row falls with its
     size), and someone waiting for the store (`wait_idle`) ends the lingering at once."""
     monkeypatch.setattr(spool_module, "LINGER_SECONDS", 30.0)
+    monkeypatch.setattr(spool_module, "MAX_LINGER_SECONDS", 60.0)
     store = DuckDBStore(tmp_path / "k.duckdb")
-    appended: list[int] = []
-    real_append = store.append
-
-    def counting(batch):
-        appended.append(batch.num_rows)
-        return real_append(batch)
-
-    monkeypatch.setattr(store, "append", counting)
+    inserted = counting_inserts(monkeypatch, store)
     writer = SpoolWriter(store, threading.RLock(), tmp_path / "spool", 1 << 26, 100_000)
     for n in range(3):
         data = body(f"a{n}", 0, 40)
@@ -123,10 +131,71 @@ def test_queued_requests_are_appended_as_one_group(
     started = time.monotonic()
     assert writer.wait_idle(20)
     assert time.monotonic() - started < 15, "wait_idle waited out the linger"
-    assert appended == [120], appended
+    assert inserted == [120], inserted
     assert store.stats().total == 120
     writer.close()
     store.close()
+
+
+def test_a_full_group_is_appended_without_lingering_and_requests_split_across_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appends are whole groups of `GROUP_ROWS` (DuckDB's row group: compressed straight
+    into the file); a request's rows may be cut between two of them, and its spool record
+    is dropped, its ids forgotten, once its last rows are in."""
+    monkeypatch.setattr(spool_module, "GROUP_ROWS", 50)
+    monkeypatch.setattr(spool_module, "LINGER_SECONDS", 30.0)
+    monkeypatch.setattr(spool_module, "MAX_LINGER_SECONDS", 60.0)
+    store = DuckDBStore(tmp_path / "k.duckdb")
+    inserted = counting_inserts(monkeypatch, store)
+    writer = writer_for(store, tmp_path / "spool")
+    writer._spool._segment_bytes = 1  # a segment per request: each is dropped when stored
+    for n in range(3):  # 120 rows: two full groups go at once, 20 rows linger
+        data = body(f"s{n}", 0, 40)
+        assert writer.submit(parsed(data).batch, None, "agent", "t", data).stored == 40
+    last = set(ids_of(body("s2", 0, 40)))
+    deadline = time.monotonic() + 20
+    while writer._inflight != last and time.monotonic() < deadline:  # s0, s1 stored
+        time.sleep(0.01)
+    assert inserted == [50, 50], inserted  # s1 cut after 10 rows, s2 after 20
+    assert writer._inflight == last  # s2 is not all in: all its ids stay queued
+    reader = store.cursor()
+    assert count(reader) == 100
+    reader.close()
+    assert len(list((tmp_path / "spool").glob("*.spool"))) == 1  # s2's, s0's and s1's gone
+    assert writer.wait_idle(20) and inserted == [50, 50, 20]
+    assert count(store) == 120 and not writer._inflight
+    writer.close()
+    assert not list((tmp_path / "spool").glob("*.spool"))
+    store.close()
+
+
+def test_rows_checked_before_another_writers_append_are_looked_up_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live scenario appends to the store directly (`DuckDBStore.append`): rows a request
+    checked before that append are looked up again, so an id it stored meanwhile is not
+    stored twice; rows checked after it are inserted as they are."""
+    monkeypatch.setattr(spool_module, "LINGER_SECONDS", 30.0)
+    monkeypatch.setattr(spool_module, "MAX_LINGER_SECONDS", 60.0)
+    store = DuckDBStore(tmp_path / "k.duckdb")
+    inserted = counting_inserts(monkeypatch, store)
+    writer = writer_for(store, tmp_path / "spool")
+    data = body("l", 0, 30)
+    assert writer.submit(parsed(data).batch, None, "agent", "t", data).stored == 30
+    with writer._lock:  # the live scenario stores 10 of those events before the writer
+        assert store.append(parsed(body("l", 0, 10)).batch).stored == 10
+    assert writer.wait_idle(20)
+    assert inserted == [] and count(store) == 30  # looked up: the 10 were not stored again
+    data = body("l", 30, 10)  # checked after that append: inserted without a lookup
+    assert writer.submit(parsed(data).batch, None, "agent", "t", data).stored == 10
+    assert writer.wait_idle(20) and inserted == [10] and count(store) == 40
+    writer.close()
+    store.close()
+
+
+def ids_of(data: bytes) -> list[str]:
+    return [str(i) for i in parsed(data).batch.column("event_id").to_pylist()]
 
 
 def test_concurrent_senders_store_everything_once(tmp_path: Path) -> None:

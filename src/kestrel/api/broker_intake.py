@@ -41,7 +41,7 @@ from kestrel.pipeline.distributed import publish_events
 from kestrel.pipeline.operations import topology_for
 from kestrel.pipeline.transport import RabbitTransport
 from kestrel.store import AppendResult, Store, time_span
-from kestrel.store.duckdb import _unique_by_event_id
+from kestrel.store.base import unique_by_event_id
 
 log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -137,7 +137,7 @@ class BrokerIntake:
         with self._lock:
             known = self._store.known_event_ids(ids, time_span(batch.column("time")))
         unseen = batch.filter(pc.invert(pc.is_in(ids, known))) if len(known) else batch
-        fresh = _unique_by_event_id(unseen)  # repeated within the request: the first
+        fresh = unique_by_event_id(unseen)  # repeated within the request: the first
         return fresh, batch.num_rows - fresh.num_rows
 
     async def _publish(self, batch: Batch) -> None:

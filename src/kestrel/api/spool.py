@@ -39,25 +39,34 @@ from pathlib import Path
 import pyarrow as pa
 
 from kestrel.api.intake import IntakeError, gunzip, parse_body
-from kestrel.api.writer import append_group
 from kestrel.events import Batch
 from kestrel.ingest.base import rejected_table
 from kestrel.store import AppendResult, DuckDBStore, time_span
+from kestrel.store.base import unique_by_event_id
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"KSP1"
 _HEAD = struct.Struct("<4sIII")
 SEGMENT_BYTES = 64 * 1024 * 1024
-# An append's CPU per row falls with its size, because each DuckDB commit costs about as
-# much as a few tens of thousands of rows of this 86-column table (measured with the bench's
-# rows at load 9-10: 22-26 us/row in appends of 20,000, 15-18 at 50,000, 13-17 at 100,000).
-# So the writer appends up to GROUP_ROWS at once, and when fewer are queued it waits up to
-# LINGER_SECONDS for more. Neither delays an answer (requests are answered from the spool);
-# they delay only when rows become visible to readers.
-GROUP_ROWS = 100_000  # rows the writer appends at once at most
-LINGER_SECONDS = 0.25  # how long the oldest queued request may wait for a group to fill
-QUEUED_ROWS = 200_000  # requests wait (back pressure) while this many rows await the writer
+# An append's CPU per row falls with its size, and falls most at DuckDB's row group
+# (ROW_GROUP rows): an insert of at least one row group is compressed straight into the
+# file, while a smaller one goes through the WAL into an uncompressed in-memory row group
+# that a checkpoint later reads back, compresses and merges with its neighbours. Measured
+# with the bench's rows at load 3-4 (insert + the final checkpoint, one-batch scans):
+# 13.5-14 us/row in appends of 24,000-96,000 rows, 7.3-8.9 in appends of 122,880 or
+# 245,760 (bench/RESULTS.md, API). So the writer appends a whole row group when that many
+# rows wait (a request's rows may be split across two appends), and when fewer wait it
+# lingers: LINGER_SECONDS for the oldest request, and up to MAX_LINGER_SECONDS while rows
+# come fast enough to fill a row group by then. Neither delays an answer (requests are
+# answered from the spool); they delay only when rows become visible to readers.
+ROW_GROUP = 122_880  # DuckDB's rows per row group (its default, which the store keeps)
+GROUP_ROWS = ROW_GROUP  # rows the writer appends at once at most
+LINGER_SECONDS = 0.25  # how long the oldest queued request waits for a group to fill
+MAX_LINGER_SECONDS = 4.0  # ... while rows arrive fast enough to fill it by then
+# requests wait (back pressure) while this many rows await the writer or are being
+# appended: one group in the append, one full behind it, half of one filling
+QUEUED_ROWS = 2 * ROW_GROUP + ROW_GROUP // 2
 # DuckDB checkpoints (compresses the row groups into the file) at a commit that takes its
 # WAL past `checkpoint_threshold`, 16 MB by default: with these rows that is nearly every
 # group, and each checkpoint re-compresses the table's last, partly filled row group of all
@@ -70,11 +79,15 @@ _RETRY_SECONDS = 1.0
 
 @dataclass(slots=True)
 class _Job:
-    batch: Batch
+    """One request's rows on their way to the store."""
+
+    rows: Batch  # the rows new to the store, each event_id once
     rejected: pa.Table | None
     new_ids: list[str]
     segment: int
     queued: float  # time.monotonic() when it was queued
+    checked: int  # the store's `appends` count when its ids were checked
+    taken: int = 0  # rows handed to the writer so far (a job may span two appends)
 
 
 class Spool:
@@ -193,8 +206,13 @@ def replay(folder: Path, store: DuckDBStore, max_decoded: int, max_events: int) 
 
 class SpoolWriter:
     """Intake through the spool: `submit` returns once the body is durable; one thread
-    appends what is queued to the store in groups of up to `GROUP_ROWS` rows, waiting up to
-    `LINGER_SECONDS` for a group to fill."""
+    appends what is queued to the store in groups of up to `GROUP_ROWS` rows, lingering
+    for a group to fill (`LINGER_SECONDS`, `MAX_LINGER_SECONDS`).
+
+    Each id is checked once, by the request (its counts need it): the writer inserts the
+    rows the requests found new (`DuckDBStore.insert_new`) without looking them up again,
+    unless another writer appended to the store after a request's check (then the group
+    goes through `DuckDBStore.append`, which looks them up)."""
 
     def __init__(self, store: DuckDBStore, lock: threading.RLock, folder: Path,
                  max_decoded: int, max_events: int) -> None:  # fmt: skip
@@ -225,6 +243,7 @@ class SpoolWriter:
                 self._cond.wait()
         ids = batch.column("event_id").to_pylist() if batch.num_rows else []
         with self._ids_lock:
+            checked = self._store.appends
             known = self._known(batch) | self._inflight.intersection(ids)
             new = [i for i in dict.fromkeys(ids) if i not in known]
             self._inflight.update(new)
@@ -234,10 +253,12 @@ class SpoolWriter:
             with self._ids_lock:  # not accepted after all: the client gets a 500 and resends
                 self._inflight.difference_update(new)
             raise
+        rows = batch if len(new) == len(ids) else _only(batch, new)
+        job = _Job(rows, rejected, new, segment, time.monotonic(), checked)
         with self._cond:
-            self._jobs.append(_Job(batch, rejected, new, segment, time.monotonic()))
-            self._queued_rows += batch.num_rows
-            self._waiting_rows += batch.num_rows
+            self._jobs.append(job)
+            self._queued_rows += rows.num_rows
+            self._waiting_rows += rows.num_rows
             self._cond.notify_all()
         return AppendResult(len(new), len(ids) - len(new))
 
@@ -286,41 +307,48 @@ class SpoolWriter:
                 while not self._jobs:
                     self._cond.wait()
                 self._linger()
-                group: list[_Job] = []
-                rows = 0
-                stop = False
-                while self._jobs and rows < GROUP_ROWS:
-                    job = self._jobs[0]
-                    if job is None:
-                        stop = True
-                        break
-                    self._jobs.popleft()
-                    group.append(job)
-                    rows += job.batch.num_rows
-                self._waiting_rows -= rows
+                group, stop = self._take()
             if group:
                 self._write(group)
             if stop:
                 return
 
+    def _take(self) -> tuple[list[_Piece], bool]:
+        """Up to `GROUP_ROWS` queued rows, oldest first (under ``_cond``), the last
+        request's cut where the group is full; and whether `close` asked to stop."""
+        group: list[_Piece] = []
+        rows = 0
+        while self._jobs and rows < GROUP_ROWS:
+            job = self._jobs[0]
+            if job is None:
+                return group, True
+            n = min(job.rows.num_rows - job.taken, GROUP_ROWS - rows)
+            group.append(_Piece(job, job.taken, n))
+            job.taken += n
+            rows += n
+            if job.taken < job.rows.num_rows:
+                break  # the rest goes with the next group
+            self._jobs.popleft()
+        self._waiting_rows -= rows
+        return group, False
+
     def _linger(self) -> None:
         """With fewer than `GROUP_ROWS` rows queued, wait (holding ``_cond``'s lock only
-        while not waiting) until there are, or the oldest request has waited
-        `LINGER_SECONDS`, or the writer is asked to stop or drain (`close`,
-        `wait_idle`)."""
+        while not waiting) until there are, or until the oldest request has waited
+        `LINGER_SECONDS` (`MAX_LINGER_SECONDS` while rows arrive fast enough to fill the
+        group by then), or the writer is asked to stop or drain (`close`, `wait_idle`)."""
         oldest = self._jobs[0]
         if oldest is None:
             return
-        until = oldest.queued + LINGER_SECONDS
-        while (
-            self._waiting_rows < GROUP_ROWS
-            and self._jobs[-1] is not None
-            and not self._draining
-            and (left := until - time.monotonic()) > 0
-        ):
-            self._cond.wait(left)
+        while self._waiting_rows < GROUP_ROWS and self._jobs[-1] is not None and not self._draining:
+            waited = time.monotonic() - oldest.queued
+            filling = self._waiting_rows * MAX_LINGER_SECONDS >= GROUP_ROWS * waited
+            left = (MAX_LINGER_SECONDS if filling else LINGER_SECONDS) - waited
+            if left <= 0:
+                return
+            self._cond.wait(min(left, LINGER_SECONDS))
 
-    def _write(self, group: list[_Job]) -> None:
+    def _write(self, group: list[_Piece]) -> None:
         """Append ``group`` until it is in (it is acknowledged: it must not be dropped)."""
         while True:
             try:
@@ -332,17 +360,52 @@ class SpoolWriter:
                 log.exception("spooled intake: append failed; retrying")
                 time.sleep(_RETRY_SECONDS)
         self._failed = 0
+        done = [p.job for p in group if p.completes]
         with self._ids_lock:  # after the commit, so a request sees the ids in one place
-            for job in group:
+            for job in done:
                 self._inflight.difference_update(job.new_ids)
-        for job in group:
+        for job in done:
             self._spool.stored(job.segment)
         with self._cond:
-            self._queued_rows -= sum(job.batch.num_rows for job in group)
+            self._queued_rows -= sum(p.rows for p in group)
             self._cond.notify_all()
 
-    def _append(self, group: list[_Job]) -> None:
-        append_group(self._store, [j.batch for j in group], [j.rejected for j in group])
+    def _append(self, group: list[_Piece]) -> None:
+        """The group's rows in one insert, then the rejected records of the requests it
+        completes. The requests checked the ids; only when another writer appended since a
+        check (`DuckDBStore.appends`) are they looked up again."""
+        pieces = [p.job.rows.slice(p.start, p.rows) for p in group if p.rows]
+        if pieces:
+            rows = pa.concat_tables(pieces)
+            if all(p.job.checked == self._store.appends for p in group):
+                self._store.insert_new(rows)
+            else:
+                self._store.append(rows)
+        for p in group:
+            if p.completes and p.job.rejected is not None and p.job.rejected.num_rows:
+                self._store.append_rejected(p.job.rejected)
+
+
+@dataclass(slots=True)
+class _Piece:
+    """Rows ``start`` to ``start + rows`` of a job, in one append."""
+
+    job: _Job
+    start: int
+    rows: int
+
+    @property
+    def completes(self) -> bool:
+        """Whether this piece is the job's last: its request is then all in the store."""
+        return self.start + self.rows == int(self.job.rows.num_rows)
+
+
+def _only(batch: Batch, new: list[str]) -> Batch:
+    """The rows of ``batch`` whose ids are in ``new``, each id's first row."""
+    import pyarrow.compute as pc
+
+    unique = unique_by_event_id(batch)
+    return unique.filter(pc.is_in(unique.column("event_id"), pa.array(new, pa.string())))
 
 
 def _sync_dir(folder: Path) -> None:

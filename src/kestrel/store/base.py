@@ -25,6 +25,23 @@ def time_span(times: pa.Array | pa.ChunkedArray) -> Span | None:
     return lo.as_py(), hi.as_py()
 
 
+def unique_by_event_id(batch: Batch) -> Batch:
+    """First occurrence of each event_id (a file may repeat a record byte for byte). Shared
+    by the stores' appends and the API's intake, which all keep each id once."""
+    import pyarrow.compute as pc  # on first use, as in `time_span`
+
+    ids = batch.column("event_id")
+    if pc.count_distinct(ids).as_py() == batch.num_rows:
+        return batch
+    first = (
+        pa.table({"i": pa.array(range(batch.num_rows)), "id": ids})
+        .group_by("id", use_threads=False)
+        .aggregate([("i", "min")])
+        .column("i_min")
+    )
+    return batch.take(first.take(pc.sort_indices(first)))
+
+
 @dataclass(frozen=True, slots=True)
 class AppendResult:
     """What an append did: rows new to the store, and rows it already had (same event_id)."""

@@ -29,7 +29,14 @@ import pyarrow as pa
 
 from kestrel.errors import StoreError
 from kestrel.events import SCHEMA, Batch
-from kestrel.store.base import AppendResult, EventFilter, Span, Stats, time_span
+from kestrel.store.base import (
+    AppendResult,
+    EventFilter,
+    Span,
+    Stats,
+    time_span,
+    unique_by_event_id,
+)
 from kestrel.store.tables import REJECTED_SCHEMA, events_ddl, rejected_ddl
 
 SCHEMA_VERSION = 1
@@ -45,6 +52,7 @@ class DuckDBStore:
     """`Store` over DuckDB. ``path`` is a file (created with its folder) or ``:memory:``."""
 
     dialect = "duckdb"
+    appends = 0  # `append`s done on this connection: see `insert_new`
     _stopped = False  # set by `interrupt`: this connection answers no further query
 
     def __init__(self, path: str | Path = ":memory:") -> None:
@@ -83,23 +91,43 @@ class DuckDBStore:
             )
 
     def append(self, batch: Batch) -> AppendResult:
-        import pyarrow.compute as pc  # here, not at the top: see `_unique_by_event_id`
+        import pyarrow.compute as pc  # here, not at the top: see `time_span`
 
         if batch.num_rows == 0:
             return AppendResult(0, 0)
-        unique = _unique_by_event_id(batch.select(SCHEMA.names).cast(SCHEMA))
+        unique = unique_by_event_id(batch.select(SCHEMA.names).cast(SCHEMA))
         ids = unique.column("event_id")
         known = self.known_event_ids(ids, time_span(unique.column("time")))
         if len(known):
             unique = unique.filter(pc.invert(pc.is_in(ids, known)))
         if unique.num_rows == 0:
             return AppendResult(0, batch.num_rows)
-        self._con.register("_incoming", unique)
+        self._insert(unique)
+        self.appends += 1
+        return AppendResult(unique.num_rows, batch.num_rows - unique.num_rows)
+
+    def insert_new(self, batch: Batch) -> None:
+        """Insert rows the caller has checked: each ``event_id`` once in ``batch`` and none
+        stored (the API's spool writer, whose requests checked their ids for their counts,
+        against the store and against each other). `append` would look them up again.
+
+        A caller that checked before another writer's `append` (a live scenario's) must
+        check again: `appends` counts those, so it can tell."""
+        if batch.num_rows:
+            self._insert(batch.select(SCHEMA.names).cast(SCHEMA))
+
+    def _insert(self, rows: pa.Table) -> None:
+        """``INSERT`` the rows from one Arrow record batch. Why one: DuckDB scans each
+        record batch of a registered table on its own thread, and on two threads the insert
+        builds a row group per thread and merges them, which took 35-45 % more CPU per row
+        than one thread (100,000-160,000 bench rows into the 86-column table, load 3-4:
+        10.4-13.6 vs 6.6-7.7 us/row, bench/RESULTS.md, API). Combining the chunks copies the
+        rows once; the merge copied them too."""
+        self._con.register("_incoming", rows.combine_chunks())
         try:
             self._con.execute("INSERT INTO events SELECT * FROM _incoming").fetchall()
         finally:
             self._con.unregister("_incoming")
-        return AppendResult(unique.num_rows, batch.num_rows - unique.num_rows)
 
     def known_event_ids(self, ids: pa.Array | pa.ChunkedArray, span: Span | None) -> pa.Array:
         self._refuse_if_stopped()
@@ -216,24 +244,6 @@ class DuckDBStore:
         """Run a statement that answers one number (a count, or rows inserted)."""
         rows = self._con.execute(sql, params or []).fetchall()
         return int(rows[0][0]) if rows else 0
-
-
-def _unique_by_event_id(batch: Batch) -> Batch:
-    """First occurrence of each event_id (a file may repeat a record byte for byte)."""
-    # pyarrow.compute is imported where it is used: a hunt only reads the store, and the
-    # import is ≈ 0.05 CPU-s of `kestrel hunt`'s start-up
-    import pyarrow.compute as pc
-
-    ids = batch.column("event_id")
-    if pc.count_distinct(ids).as_py() == batch.num_rows:
-        return batch
-    first = (
-        pa.table({"i": pa.array(range(batch.num_rows)), "id": ids})
-        .group_by("id", use_threads=False)
-        .aggregate([("i", "min")])
-        .column("i_min")
-    )
-    return batch.take(first.take(pc.sort_indices(first)))
 
 
 def _filter_sql(where: EventFilter) -> tuple[str, list[Any]]:

@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 from kestrel.errors import StoreError
 from kestrel.events import SCHEMA, Batch
 from kestrel.store import findings, management
-from kestrel.store.base import AppendResult, EventFilter, Span, Stats
-from kestrel.store.duckdb import _filter_sql, _unique_by_event_id
+from kestrel.store.base import AppendResult, EventFilter, Span, Stats, unique_by_event_id
+from kestrel.store.duckdb import _filter_sql
 from kestrel.store.pgarrow import create_sql, from_csv, rows_table, to_csv
 from kestrel.store.tables import POSTGRES_TYPES, REJECTED_SCHEMA, events_ddl, rejected_ddl
 
@@ -134,7 +134,7 @@ class PostgresStore:
     def append(self, batch: Batch) -> AppendResult:
         if batch.num_rows == 0:
             return AppendResult(0, 0)
-        unique = _unique_by_event_id(batch.select(SCHEMA.names).cast(SCHEMA))
+        unique = unique_by_event_id(batch.select(SCHEMA.names).cast(SCHEMA))
         with self.transaction():
             self._con.execute(f'TRUNCATE "{_STAGE}"')
             self._copy_in(_STAGE, unique)
