@@ -8,6 +8,11 @@
 * `HourMask` sums the distinct hour bits per key; a set of hours per key is the reference.
 * Every cloud detector reads its columns from one conversion per batch (`batch_columns`);
   detectors fed fresh copies of each batch (nothing shared) are the reference.
+* The detectors' array state (integer entity codes): `CodedBaseline` / `CodedHourMask`
+  against the frame-based `WelfordBaseline` / `HourMask`; a run checkpointed half way
+  (tables in the old schemas, rows reversed) against the run that never stopped.
+* The sensitive table's JSON tests run only on records whose text can hold what they look
+  for; the plain expressions on every row are the reference.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from kestrel.detect.baseline import STATE_SCHEMA
 from kestrel.detect.cloud import CLOUD_DETECTORS
 from kestrel.detect.cloud.common import RUN_SCHEMA, HourMask, frame, high_runs
 from kestrel.detect.profile import (
@@ -230,3 +236,185 @@ def test_gated_sensitive_match_equals_the_full_match(datasets: Path) -> None:
         assert got.equals(want), name
         total += want.height
     assert total > 100  # most rows of the table fire on these records
+
+
+def test_shared_json_tests_equal_the_plain_paths(datasets: Path) -> None:
+    """`with_shared` runs the success and AWS-service-event JSON paths only on records whose
+    text holds ``Failure`` / ``AwsServiceEvent`` (or a \\u escape); and a one-rule `match`
+    with ``params`` skips records without the fields' names. Both against the plain
+    expressions on every row: real CloudTrail records plus records that spell the words
+    with escapes."""
+    from kestrel.detect.cloud.new_behaviour import _COLUMNS
+    from kestrel.detect.cloud.sensitive import (
+        _field,
+        load_table,
+        match,
+        service_linked,
+        succeeded,
+        with_shared,
+    )
+    from kestrel.eval.cloud import _ingest
+    from kestrel.eval.datasets import load
+    from kestrel.store import DuckDBStore, EventFilter
+
+    records = [r for name in ("stratus", "panther") for g in load(name, datasets)
+               for r in g.records]  # fmt: skip
+    store = DuckDBStore(":memory:")
+    try:
+        _ingest(store, records)
+        events = frame(store.events(EventFilter()), _COLUMNS)
+    finally:
+        store.close()
+    escaped = events.head(6).with_columns(
+        pl.Series("raw", [
+            '{"eventType":"AwsService\\u0045vent","responseElements":null}',
+            '{"eventType":"AwsApiCall","responseElements":{"ConsoleLogin":"Fail\\u0075re"}}',
+            '{"responseElements":{"PasswordUpdated":"Failure"}}',
+            '{"eventType":"AwsServiceEvent"}',
+            '{"requestParameters":{"k\\u0065y":"HOW_TO_DECRYPT.txt"}}',
+            '{"requestParameters":{"withDecryption":true}}',
+        ]),
+        pl.lit(None, pl.String).alias("cloud_error_code"),
+        pl.lit(None, pl.String).alias("outcome"),
+    )  # fmt: skip
+    events = pl.concat([events, escaped])
+    plain = events.select(
+        succeeded().alias("_succeeded"),
+        service_linked().alias("_linked"),
+        (_field("eventType").fill_null("") == "AwsServiceEvent").alias("_aws_event"),
+    )
+    shared = with_shared(events).select(plain.columns)
+    assert shared.equals(plain)
+    assert plain["_aws_event"].sum() >= 2 and (~plain["_succeeded"]).sum() > 10
+    fired = 0
+    for rule in [r for r in load_table() if r.ops and r.params]:
+        want = with_shared(events).filter(rule.expr())["event_id"].to_list()
+        assert match(events, (rule,))["event_id"].to_list() == want, rule.id
+        fired += len(want)
+    assert fired > 20
+
+
+def _shifted(batch: Batch, by: timedelta) -> Batch:
+    """``batch`` with every time ``by`` later."""
+    import pyarrow.compute as pc
+
+    i = batch.schema.get_field_index("time")
+    moved = pc.add(batch.column("time"), pa.scalar(by, pa.duration("us")))
+    return batch.set_column(i, batch.schema.field(i), moved.cast(batch.schema.field(i).type))
+
+
+def _low(name: str) -> dict[str, Any]:
+    """Thresholds low enough that every path of the detector fires on a generated day."""
+    low: dict[str, dict[str, Any]] = {
+        "gpu_hijack": {"high_util": 60.0, "min_samples": 3, "z": 1.0, "min_util_delta": 5.0,
+                       "cycle_hours": 1},
+        "api_abuse": {"burst_calls": 3, "min_samples": 3, "z": 1.0, "min_ratio": 1.5,
+                      "max_regions": 1, "min_errors": 1, "error_rate": 0.01,
+                      "hours_warmup_h": 1},
+        "new_behaviour": {"min_history": 1},
+    }  # fmt: skip
+    return low.get(name, {})
+
+
+@pytest.mark.parametrize("name", ["gpu_hijack", "api_abuse", "new_behaviour"])
+def test_a_checkpoint_mid_run_changes_no_finding(name: str, generated_day: list[Batch]) -> None:
+    """The array state (integer entity codes) leaves as the tables it always had and loads
+    from them whatever their row order: a run stopped half way, its state checkpointed
+    (rows reversed) and loaded into a fresh detector, finds what the run that never
+    stopped finds."""
+    schemas = {
+        "gpu_hijack": {"baseline": STATE_SCHEMA, "regions": {"entity_id": pl.String(),
+                       "cloud_region": pl.String()}, "since": {"entity_id": pl.String(),
+                       "since": pl.Datetime("us", "UTC")}, "runs": RUN_SCHEMA},
+        "api_abuse": {"baseline": STATE_SCHEMA, "hours": HourMask.SCHEMA},
+        "new_behaviour": {"seen": {"entity_id": pl.String(), "key": pl.String()},
+                          "counts": {"entity_id": pl.String(), "n": pl.Int64()}},
+    }[name]  # fmt: skip
+    # the day, then the same day again a day later: what the first day taught matters
+    later = [_shifted(b, timedelta(days=1)) for b in generated_day]
+    days, half = [*generated_day, *later], len(generated_day)
+    whole = CLOUD_DETECTORS[name](**_low(name))
+    first = CLOUD_DETECTORS[name](**_low(name))
+    want = [f for b in days for f in whole.detect(b)]
+    got = [f for b in days[:half] for f in first.detect(b)]
+    saved = first.state()
+    assert {k: dict(pl.DataFrame(t).schema) for k, t in saved.items()} == schemas
+    resumed = first.clone()
+    resumed.load_state({k: t.take(list(range(t.num_rows))[::-1]) for k, t in saved.items()})
+    got += [f for b in days[half:] for f in resumed.detect(b)]
+    assert _keys(got) == _keys(want) and want
+    # and the state carried something: a detector that forgot it finds otherwise
+    forgot = CLOUD_DETECTORS[name](**_low(name))
+    late = [f for b in later for f in forgot.detect(b)]
+    start = later[0]["time"][0].as_py()
+    assert _keys(late) != _keys([f for f in want if f.last_seen >= start])
+    for key, table in whole.state().items():  # the baselines: floats, compared elsewhere
+        if key != "baseline":
+            mine, theirs = pl.DataFrame(resumed.state()[key]), pl.DataFrame(table)
+            assert mine.sort(pl.all()).equals(theirs.sort(pl.all())), key
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_coded_baseline_equals_the_frame_baseline(seed: int) -> None:
+    """`CodedBaseline` (arrays by entity code) against `WelfordBaseline` (Polars frames):
+    the same z, baseline mean and n for every row, batch after batch, and the same state
+    (to 1e-9); a `WelfordBaseline` checkpoint loads into it."""
+    import numpy as np
+
+    from kestrel.detect.baseline import WelfordBaseline
+    from kestrel.detect.cloud.arrays import CodeBook, CodedBaseline
+
+    rng = np.random.default_rng(seed)
+    book = CodeBook()
+    coded, frames = CodedBaseline(book, ("calls",), 3, 2.0), WelfordBaseline(3, min_std=2.0)
+    for _ in range(6):
+        n = int(rng.integers(1, 400))
+        names = [f"p{i}" for i in rng.integers(0, 40, n)]
+        values = rng.gamma(2.0, 10.0, n).round(int(rng.integers(0, 3)))
+        batch = pl.DataFrame({"entity_id": names, "metric": ["calls"] * n, "value": values})
+        want = frames.score_then_learn(batch)
+        codes = book.encode(names)
+        z, mean, base_n = coded.score(0, codes, values, np.ones(n, dtype=np.bool_))
+        coded.learn(0, codes, values)
+        assert np.allclose(z, want["z"].fill_null(np.nan).to_numpy(), rtol=1e-9, equal_nan=True)
+        assert np.allclose(mean, want["base_mean"].fill_null(np.nan).to_numpy(), rtol=1e-9,
+                           equal_nan=True)  # fmt: skip
+        assert (base_n == want["base_n"].fill_null(-1).to_numpy()).all()
+    a = coded.state.sort("entity_id")
+    b = frames.state.sort("entity_id")
+    assert a["entity_id"].equals(b["entity_id"]) and a["n"].equals(b["n"])
+    for col in ("mean", "m2"):
+        assert np.allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-9)
+    loaded = CodedBaseline(CodeBook(), ("calls",), 3, 2.0)
+    loaded.load_arrow(frames.to_arrow())
+    assert loaded.state.sort("entity_id").equals(b.select(a.columns).cast(a.schema))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_coded_hour_mask_equals_the_frame_mask(seed: int) -> None:
+    """`CodedHourMask` against `HourMask`: the same hour seen / known since per row, batch
+    after batch, and the same state; a `HourMask` checkpoint loads into it."""
+
+    from kestrel.detect.cloud.arrays import CodeBook, CodedHourMask, micros_series, to_micros
+
+    rnd = random.Random(seed)
+    book = CodeBook()
+    coded, frames = CodedHourMask(book), HourMask()
+    for _ in range(5):
+        rows = [(f"k{rnd.randrange(30)}", T0 + timedelta(minutes=rnd.randrange(5000)))
+                for _ in range(rnd.randrange(1, 300))]  # fmt: skip
+        schema: dict[str, Any] = {"key": pl.String, "time": pl.Datetime("us", "UTC")}
+        batch = pl.DataFrame(rows, schema=schema, orient="row")
+        batch = batch.with_columns(pl.col("time").dt.hour().alias("hour"))
+        want = frames.seen(batch, "key")
+        frames.learn(batch, "key")
+        codes = book.encode(batch["key"].to_list())
+        hours = batch["hour"].cast(pl.Int64).to_numpy()
+        seen, since = coded.seen(codes, hours)
+        coded.learn(codes, hours, to_micros(batch["time"]))
+        assert (seen == want["hour_seen"].to_numpy()).all()
+        assert micros_series(since, "known_since").equals(want["known_since"])
+    assert coded.state.sort("key").equals(frames.state.sort("key"))
+    loaded = CodedHourMask(CodeBook())
+    loaded.load_arrow(frames.state.to_arrow())
+    assert loaded.state.equals(coded.state.sort("key"))

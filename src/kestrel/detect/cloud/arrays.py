@@ -110,7 +110,7 @@ def group_ids(keys: I64, space: int) -> tuple[I64, I64]:
     """Dense group ids ``0..g-1`` of int64 ``keys`` (all in ``[0, space)``), ordered by key,
     and the distinct keys. A presence table when ``space`` is small against the rows, else
     one sort."""
-    if space <= 4 * len(keys) + 4096:
+    if space <= 32 * len(keys) + 65536:  # a table of up to ~32 bytes per key beats a sort
         present = np.zeros(space, dtype=np.bool_)
         present[keys] = True
         distinct = np.flatnonzero(present)

@@ -60,7 +60,12 @@ class _BatchColumns:
             if self._batch is not batch:
                 self._batch, self._columns, self._coded = batch, {}, {}
             cols = self._columns
-            todo = [n for n in names if n not in cols and n in batch.column_names]
+            missing = [n for n in names if n not in cols]
+            if missing:  # (``column_names`` builds a new list on every call)
+                have = set(batch.column_names)
+                todo = [n for n in missing if n in have]
+            else:
+                todo = []
             if todo:
                 converted = pl.from_arrow(batch.select(todo))
                 assert isinstance(converted, pl.DataFrame)
