@@ -11,6 +11,7 @@ from tests.hunt.conftest import T0
 
 from kestrel.hunt import compile as compile_module
 from kestrel.hunt import entity_sql
+from kestrel.hunt import session as session_module
 from kestrel.hunt.display import TableDisplay, to_json
 from kestrel.hunt.session import Session
 from kestrel.store import DuckDBStore
@@ -86,6 +87,30 @@ def test_two_phase_entities_equal_one_group(
         plain.execute(hunt)
         assert [sorted(plain.variable(v).to_pylist(), key=repr) for v in "pqr"] == fast
     assert all(fast)
+
+
+def test_find_matches_the_keys_of_a_view_it_reads_first_as_its_entities(
+    session: Session, hunt_store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each FIND reads its input first (a second read stores the variable as a table)
+    hunt = ("p = GET process\nq = FIND process CREATED p\n"
+            "p2 = GET process\nk = FIND process CHILD OF p2\ng = FIND process CHILD OF k\n"
+            "c = GET process WHERE host = 'h1'\nn = FIND network-traffic CREATED BY c\n"
+            "c2 = GET process WHERE host = 'h1'\nf = FIND file LINKED c2\n"
+            "c3 = GET process\nu = FIND user-account OWNED c3\n"
+            "l = GET process LIMIT 2\nm = FIND process CREATED l")  # fmt: skip
+    session.execute(hunt)
+    # the first FIND over p matches p's keys straight from the events, not p's view
+    assert session.info("p").table not in session.info("q").sql
+    assert session.info("l").table in session.info("m").sql  # LIMIT: the entities decide
+    names = ("q", "k", "g", "n", "f", "u", "m")
+    from_keys = [sorted(session.variable(v).to_pylist(), key=repr) for v in names]
+    monkeypatch.setattr(session_module, "KEYS", "no such entry")  # every FIND reads the view
+    with Session(hunt_store, now=T0.replace(hour=13)) as plain:
+        plain.execute(hunt)
+        assert plain.info("p").table in plain.info("q").sql
+        assert [sorted(plain.variable(v).to_pylist(), key=repr) for v in names] == from_keys
+    assert all(from_keys)
 
 
 def test_a_variable_read_twice_is_stored_once(session: Session) -> None:

@@ -21,7 +21,7 @@ from kestrel.errors import HuntError, HuntNameError
 from kestrel.events.schema import COLUMN_NAMES, COLUMN_TYPES
 from kestrel.hunt import ast, findings
 from kestrel.hunt.entities import ENTITY_TYPES, FINDING, TYPE_ALIASES, EntityType, Role
-from kestrel.hunt.entity_sql import Present, entity_query, kept_attrs, row_id
+from kestrel.hunt.entity_sql import KEYS, Present, entity_query, kept_attrs, key_query, row_id
 from kestrel.hunt.relations import known, lookup
 from kestrel.hunt.where import ExprContext, SigmaTable, condition
 
@@ -41,6 +41,9 @@ class VarInfo:
     columns: tuple[str, ...]
     source: str
     sql: str = ""
+    # the keys of the entities, from the events without building the entities (`key_query`);
+    # None when the variable's rows must be read (a table, a LIMIT, a filter on entities)
+    keys: exp.Select | None = None
 
     @property
     def visible(self) -> tuple[str, ...]:
@@ -127,7 +130,7 @@ class Compiler:
             )
             raise HuntNameError(f"no relation {word} from {source.name} to {out.name}",
                                 c.span.line, c.span.col, hint)  # fmt: skip
-        keys = exp.select("_key").from_(_table(var.table))
+        keys = _keys(var)
         matches = [
             _key_sql(source, source.role(r)).isin(query=keys.copy()) for r in relation.input_roles
         ]
@@ -168,7 +171,7 @@ class Compiler:
             cited = findings.evidence_ids(_table(var.table), self.dialect)
             extra = [exp.column("event_id").isin(query=cited), *self._time(c.time)]
             return self._entities(out, out.primary, var.source, c.where, extra, c.limit)
-        keys = exp.select("_key").from_(_table(var.table))
+        keys = _keys(var)
         mentions: list[exp.Expr] = []
         for role in source.primary:
             match: exp.Expr = _key_sql(source, role).isin(query=keys.copy())
@@ -219,7 +222,10 @@ class Compiler:
             parts = [
                 (r, q.select(row_id(i, len(roles)).as_("_rid"))) for i, (r, q) in enumerate(parts)
             ]
-        return entity_query(etype, parts, kept, lambda a: _typed_null(etype, a), limit, ids)
+        query = entity_query(etype, parts, kept, lambda a: _typed_null(etype, a), limit, ids)
+        if limit is None:
+            query.meta[KEYS] = key_query([q for _, q in parts])
+        return query
 
     def _role_rows(
         self,
@@ -442,6 +448,13 @@ class Compiler:
         var = self.catalog.variable(variable, span)
         column = self._var_attr(var, attr, span)
         return exp.select(exp.column(column)).from_(_table(var.table))
+
+
+def _keys(var: VarInfo) -> exp.Select:
+    """``SELECT _key`` of a variable's entities (FIND matches events against them)."""
+    if var.keys is not None:
+        return var.keys.copy()
+    return exp.select("_key").from_(_table(var.table))
 
 
 def _key_sql(etype: EntityType, role: Role) -> exp.Expr:

@@ -27,6 +27,7 @@ from kestrel.hunt.compile import Compiler, VarInfo, entity_type
 from kestrel.hunt.display import Display, TableDisplay, TextDisplay
 from kestrel.hunt.duckdb_sql import sql
 from kestrel.hunt.entities import Role
+from kestrel.hunt.entity_sql import KEYS
 from kestrel.hunt.format import format_statement
 from kestrel.hunt.parser import parse
 from kestrel.hunt.relations_store import Relations
@@ -169,7 +170,8 @@ class Session:
         sql = self._sql(query)
         (self._relations.table if stored else self._relations.view)(relation, sql)
         columns = self._relations.columns(relation)
-        self._vars[name] = VarInfo(name, relation, etype, columns, source, sql)
+        keys = query.meta.get(KEYS)
+        self._vars[name] = VarInfo(name, relation, etype, columns, source, sql, keys)
         return []
 
     def _assign_table(
@@ -217,7 +219,9 @@ class _Catalog:
     def variable(self, name: str, span: ast.Span) -> VarInfo:
         info = self._session.variable_info(name, span)
         relation = self._session._relations.read(info.table)
-        return info if relation == info.table else dataclasses.replace(info, table=relation)
+        # once stored as a table, the variable's keys are read from it
+        stored = dataclasses.replace(info, table=relation, keys=None)
+        return info if relation == info.table else stored
 
     def is_variable(self, name: str) -> bool:
         return self._session.is_variable(name)
