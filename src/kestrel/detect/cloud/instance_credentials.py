@@ -80,6 +80,8 @@ class InstanceCredentialDetector(StatefulDetector):
 
     def detect(self, batch: Batch) -> list[Finding]:
         """Findings for the instance sessions of ``batch`` used from a non-instance source."""
+        if "src_ip" not in batch.column_names or batch.column("src_ip").null_count == len(batch):
+            return []  # no source addresses (metrics, most bench batches): nothing to score
         ip = pl.col("src_ip").fill_null("")
         where = pl.col("class").is_in(["api_activity", "auth"]) & ip.str.contains(IP_LITERAL)
         events = frame(batch, _COLUMNS, where)

@@ -67,6 +67,8 @@ class RogueTrainingDetector(StatefulDetector):
 
     def detect(self, batch: Batch) -> list[Finding]:
         """Findings for the jobs of ``batch`` that break their owner's habits."""
+        if "job_id" not in batch.column_names or batch.column("job_id").null_count == len(batch):
+            return []  # no job reports (most batches): nothing to convert or filter
         where = (pl.col("class") == "metric") & pl.col("job_id").is_not_null()
         events = frame(batch, _COLUMNS, where)
         if events.is_empty():
