@@ -166,6 +166,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of each of the process's threads so far, by thread id,
+    with its name: which thread does the work (the event loop, the request threads, the
+    store writer, DuckDB's own) is what tells where to cut."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (task / "comm").read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def thread_report(pid: int, before: dict[int, tuple[str, float]], total: int) -> str:
+    """The threads that used the most CPU during the run, in us per event."""
+    after = thread_cpu(pid)
+    used = sorted(((cpu - before.get(tid, ("", 0.0))[1], tid, name)
+                   for tid, (name, cpu) in after.items()), reverse=True)  # fmt: skip
+    return "server threads (us per event): " + ", ".join(
+        f"{'main' if tid == pid else name}/{tid} {cpu / total * 1e6:.1f}"
+        for cpu, tid, name in used[:8]
+        if cpu > 0
+    )
+
+
 def run(args: argparse.Namespace, tok: str, server_pid: int) -> None:
     payloads = [bodies(s, args.batches, args.batch, args.gzip) for s in range(args.senders)]
     size = sum(len(b) for p in payloads for b in p)
@@ -176,6 +204,7 @@ def run(args: argparse.Namespace, tok: str, server_pid: int) -> None:
         p.start()
     time.sleep(0.5)
     cpu0 = cpu_seconds(server_pid)
+    threads0 = thread_cpu(server_pid)
     t0 = time.perf_counter()
     start.set()
     results = [q.get(timeout=600) for _ in procs]
@@ -188,6 +217,7 @@ def run(args: argparse.Namespace, tok: str, server_pid: int) -> None:
         in_store = stored(args.port, tok)
     elapsed = time.perf_counter() - t0
     cpu = cpu_seconds(server_pid) - cpu0
+    threads = thread_report(server_pid, threads0, total)
     for p in procs:
         p.join()
     lat = [x for lats, _, _ in results for x in lats]
@@ -205,6 +235,7 @@ def run(args: argparse.Namespace, tok: str, server_pid: int) -> None:
           f"senders together)")  # fmt: skip
     print(f"request latency p50 {pct(lat, 50) * 1000:.0f} ms, p99 {pct(lat, 99) * 1000:.0f} ms, "
           f"max {max(lat) * 1000:.0f} ms")  # fmt: skip
+    print(threads)
 
 
 if __name__ == "__main__":
