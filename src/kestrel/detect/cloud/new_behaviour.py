@@ -86,6 +86,7 @@ class NewBehaviourDetector(StatefulDetector):
         self.window = timedelta(minutes=window_minutes)
         self.rules = load_table(Path(table) if table else DEFAULT_TABLE)
         self._by_id = {r.id: r for r in self.rules}
+        self._min_count = {r.id: r.min_count for r in self.rules}
         self._gate_cache: dict[
             tuple[SensitiveRule, ...],
             tuple[pl.Expr, list[tuple[tuple[SensitiveRule, ...], pl.Expr]]],
@@ -111,7 +112,10 @@ class NewBehaviourDetector(StatefulDetector):
         codes = self._entity_codes(batch, rows, events)
         ops = self._seen.keys.prefixed(coded_column(batch, "cloud_operation"), rows, "op:")
         op_pairs = _pair(codes, ops)
-        matched = self._match(events)
+        operation = coded_column(batch, "cloud_operation")
+        used = np.flatnonzero(np.bincount(operation.codes[rows] + 1, minlength=1)[1:])
+        present = set(operation.values.take(pa.array(used, pa.int64())).to_pylist())
+        matched = self._match(events, present)
         rule_pairs = _pair(
             self._seen.book.encode(matched["entity_id"].to_arrow()),
             self._seen.keys.encode(("rule:" + matched["rule"]).to_arrow()),
@@ -139,21 +143,24 @@ class NewBehaviourDetector(StatefulDetector):
             codes[missing] = self._seen.book.encode(names)
         return codes
 
-    def _match(self, events: pl.DataFrame) -> pl.DataFrame:
+    def _match(self, events: pl.DataFrame, present: set[str] | None = None) -> pl.DataFrame:
         """`match` over only the rows and rules that can match (the same rows out, far less
         work): a rule matches only rows with one of its operations (and its services and
         principal types, where it names them), so rules whose operations the batch lacks,
         and rows that no remaining rule's operations cover, never reach the JSON paths."""
-        present = set(events["cloud_operation"].drop_nulls().unique().to_list())
+        if present is None:  # the batch's operations
+            present = set(events["cloud_operation"].drop_nulls().unique().to_list())
         rules = tuple(r for r in self.rules if not r.ops or present & set(r.ops))
         gate, groups = self._gates(rules)
         # the JSON paths every rule reads, once per row that any rule's gate lets through
         gated = with_shared(events.filter(gate))
+        # every group's gate in one pass, then each group's rows by index
+        flags = gated.select([g.alias(f"_g{i}") for i, (_, g) in enumerate(groups)])
         parts = []
-        for group, group_gate in groups:
-            rows = gated.filter(group_gate)
-            if rows.height:
-                parts.append(match(rows, group).drop(SHARED))
+        for (group, _), flag in zip(groups, flags.get_columns(), strict=True):
+            picked = np.flatnonzero(flag.to_numpy())
+            if len(picked):
+                parts.append(match(gated[picked], group).drop(SHARED))
         return pl.concat(parts) if parts else match(events.clear(), ())
 
     def _gates(
@@ -174,13 +181,19 @@ class NewBehaviourDetector(StatefulDetector):
 
     def _sensitive(self, matched: pl.DataFrame) -> pl.DataFrame:
         """Rows matching a table rule the principal never triggered (``_new``; bursts
-        counted)."""
-        found = matched.filter(pl.col("_new")).with_columns(("rule:" + pl.col("rule")).alias("key"))
-        need = pl.col("rule").replace_strict(
-            {r.id: r.min_count for r in self.rules}, default=1, return_dtype=pl.Int64
-        )
+        counted). One lazy query: a Polars call costs more than these few rows do."""
+        if matched.is_empty():
+            return matched.select("event_id", *_WIN, pl.lit(None, pl.String).alias("key"), "rule")
+        need = pl.col("rule").replace_strict(self._min_count, default=1, return_dtype=pl.Int64)
         count = pl.len().over("entity_id", "rule", "window_start")
-        return found.filter(count >= need).select("event_id", *_WIN, "key", "rule")
+        return (
+            matched.lazy()
+            .filter(pl.col("_new"))
+            .with_columns(("rule:" + pl.col("rule")).alias("key"))
+            .filter(count >= need)
+            .select("event_id", *_WIN, "key", "rule")
+            .collect()
+        )
 
     def _novel(self, events: pl.DataFrame) -> pl.DataFrame:
         """First calls (``_new``) of a mutating operation by a principal with enough history
