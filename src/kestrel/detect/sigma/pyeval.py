@@ -21,7 +21,7 @@ when compiling, and the rule always goes to Polars.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,7 +179,9 @@ def _folded(value: SigmaString, lower: bool) -> list[str | SpecialChars]:
 
 
 def _text(value: Any) -> str | None:
-    """The value for a string operation: text, None (missing), or `FallbackError`."""
+    """The value for a string operation: text, None (missing), or `FallbackError`. The hot
+    predicates test ``type(v) is str`` first and call this only for the other values: a call
+    per leaf and pair is a good part of a micro-batch's predicate time."""
     if value is None or isinstance(value, str):
         return value
     raise FallbackError(type(value).__name__)
@@ -214,7 +216,9 @@ def _parts(col: str, parts: list[str | SpecialChars]) -> Pred:
 
 def _eq(col: str, literal: str) -> Pred:
     def eq(c: Columns, i: int) -> bool:
-        v = _text(c[col][i])
+        v = c[col][i]
+        if type(v) is not str:
+            v = _text(v)
         return v is not None and v == literal
 
     return eq
@@ -238,7 +242,9 @@ def _any_of(col: str, kind: str, literals: list[str]) -> Pred:
         wanted = frozenset(literals)
 
         def is_in(c: Columns, i: int) -> bool:
-            v = _text(c[col][i])
+            v = c[col][i]
+            if type(v) is not str:
+                v = _text(v)
             return v is not None and v in wanted
 
         return is_in
@@ -256,21 +262,32 @@ def _any_of(col: str, kind: str, literals: list[str]) -> Pred:
         lits = tuple(literals)
 
         def contains(c: Columns, i: int) -> bool:
-            v = _text(c[col][i])
-            return v is not None and any(s in v for s in lits)
+            v = c[col][i]
+            if type(v) is not str:
+                v = _text(v)
+                if v is None:
+                    return False
+            for s in lits:  # noqa: SIM110 (a loop: any() over a generator costs a frame per call)
+                if s in v:
+                    return True
+            return False
 
         return contains
     ends = tuple(literals)
     if kind == "startswith":
 
         def starts(c: Columns, i: int) -> bool:
-            v = _text(c[col][i])
+            v = c[col][i]
+            if type(v) is not str:
+                v = _text(v)
             return v is not None and v.startswith(ends)
 
         return starts
 
     def ends_with(c: Columns, i: int) -> bool:
-        v = _text(c[col][i])
+        v = c[col][i]
+        if type(v) is not str:
+            v = _text(v)
         return v is not None and v.endswith(ends)
 
     return ends_with
@@ -336,18 +353,37 @@ def _fieldref(col: str, other: str, value: SigmaFieldReference) -> Pred:
 
 
 def _any(preds: list[Pred]) -> Pred:
-    return _joined(preds, any)
+    return _joined(preds, True)
 
 
 def _all(preds: list[Pred]) -> Pred:
-    return _joined(preds, all)
+    return _joined(preds, False)
 
 
-def _joined(preds: list[Pred], quantifier: Callable[[Iterator[bool]], bool]) -> Pred:
-    """``preds`` as one predicate under ``any`` or ``all`` (one alone as itself)."""
+def _joined(preds: list[Pred], decides: bool) -> Pred:
+    """``preds`` as one predicate under ``any`` (``decides`` True: the first true branch
+    decides) or ``all`` (False: the first false one does); one alone as itself. Written as
+    plain loops, not ``any()`` over a generator: that made a generator frame per node and
+    pair, a third of the predicate time of a micro-batch's process-creation rules."""
     if not preds:
         raise UnsupportedError("empty condition")
     if len(preds) == 1:
         return preds[0]
     group = tuple(preds)
-    return lambda c, i: quantifier(p(c, i) for p in group)
+    if decides:
+
+        def any_of(c: Columns, i: int) -> bool:
+            for p in group:  # noqa: SIM110 (see the docstring)
+                if p(c, i):
+                    return True
+            return False
+
+        return any_of
+
+    def all_of(c: Columns, i: int) -> bool:
+        for p in group:  # noqa: SIM110 (see the docstring)
+            if not p(c, i):
+                return False
+        return True
+
+    return all_of
