@@ -255,9 +255,8 @@ def match(events: pl.DataFrame, rules: tuple[SensitiveRule, ...]) -> pl.DataFram
     if len(rules) == 1 and rules[0].ops and rules[0].params:
         # one rule reading request fields: the rows that hold their names, then the rule
         (rule,) = rules
-        subset = with_shared(events.filter(rule.keys_present())).lazy()
-        found = subset.filter(rule.expr()).drop(added)
-        return found.with_columns(pl.lit(rule.id, pl.String).alias("rule")).collect()
+        query = with_shared(events.filter(rule.keys_present())).lazy().filter(rule.expr())
+        return query.drop(added).with_columns(pl.lit(rule.id, pl.String).alias("rule")).collect()
     events = with_shared(events)
     cand = pl.col("cloud_operation").is_in(ops)
     for r in anywhere:
