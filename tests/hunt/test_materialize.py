@@ -60,6 +60,22 @@ def test_lazy_disp_pushes_the_page_into_sql(lazy: Session) -> None:
     assert late.head(10)[0].num_rows == 3
 
 
+def test_lazy_json_plans_its_schema_once(lazy: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = lazy.execute("p = GET process\nDISP p ATTR pid, name")[0]
+    assert isinstance(shown, TableDisplay)
+    asked: list[str] = []
+    query = lazy.store.query
+
+    def counted(sql: str, *args: Any) -> Any:
+        asked.append(sql)
+        return query(sql, *args)
+
+    monkeypatch.setattr(lazy.store, "query", counted)
+    rows = json.loads(to_json([shown]))[0]
+    assert rows["columns"] == ["pid", "name"] and len(rows["rows"]) == 8
+    assert sum(sql.endswith("LIMIT 0") for sql in asked) == 1
+
+
 def test_lazy_disp_survives_reassignment(lazy: Session) -> None:
     out = lazy.execute("p = GET process WHERE pid = 500\nDISP p ATTR pid\np = GET process")
     assert isinstance(out[0], TableDisplay)
