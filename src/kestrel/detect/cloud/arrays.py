@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kestrel.detect.baseline import STATE_SCHEMA
 from kestrel.events import Batch
 
 I64 = npt.NDArray[np.int64]
@@ -254,8 +255,6 @@ class CodedBaseline:
                     }
                 )
             )
-        from kestrel.detect.baseline import STATE_SCHEMA
-
         # by entity, then metric: the same table whatever order the codes were assigned in
         out = pl.concat(parts).sort("entity_id", "metric", maintain_order=True)
         return out.cast(STATE_SCHEMA)  # type: ignore[arg-type]

@@ -250,6 +250,8 @@ _KEY_MASK = (1 << _KEY_BITS) - 1
 def _pair(entities: I64, keys: I64) -> I64:
     """(principal, key) pair codes; key code -1 (a call without an operation) gives the
     pair with key bits 0, which the seen set never holds."""
+    if len(keys) and int(keys.max()) + 1 > _KEY_MASK:
+        raise OverflowError(f"more than {_KEY_MASK - 1} distinct operation / rule keys")
     return (entities << _KEY_BITS) | (keys + 1)
 
 
