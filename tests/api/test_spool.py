@@ -170,6 +170,29 @@ def test_a_full_group_is_appended_without_lingering_and_requests_split_across_gr
     store.close()
 
 
+def test_the_writer_stops_lingering_when_requests_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows coming fast enough to fill a group make the writer wait for it (up to
+    `MAX_LINGER_SECONDS`), but not once they stop: then the rows are stored about
+    `LINGER_SECONDS` after the last request, not when the longer wait ends."""
+    monkeypatch.setattr(spool_module, "GROUP_ROWS", 1_000)
+    monkeypatch.setattr(spool_module, "LINGER_SECONDS", 0.3)
+    monkeypatch.setattr(spool_module, "MAX_LINGER_SECONDS", 60.0)
+    store = DuckDBStore(tmp_path / "k.duckdb")
+    inserted = counting_inserts(monkeypatch, store)
+    writer = writer_for(store, tmp_path / "spool")
+    started = time.monotonic()
+    for n in range(3):  # 120 rows at once: at that rate 1,000 would come within 60 s
+        data = body(f"p{n}", 0, 40)
+        writer.submit(parsed(data).batch, None, "agent", "t", data)
+    while not inserted and time.monotonic() - started < 20:
+        time.sleep(0.01)
+    assert inserted == [120] and time.monotonic() - started < 4  # lingering ~0.3 s, not ~7
+    writer.close()
+    store.close()
+
+
 def test_rows_checked_before_another_writers_append_are_looked_up_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -336,13 +336,22 @@ class SpoolWriter:
         """With fewer than `GROUP_ROWS` rows queued, wait (holding ``_cond``'s lock only
         while not waiting) until there are, or until the oldest request has waited
         `LINGER_SECONDS` (`MAX_LINGER_SECONDS` while rows arrive fast enough to fill the
-        group by then), or the writer is asked to stop or drain (`close`, `wait_idle`)."""
+        group by then and the last came less than `LINGER_SECONDS` ago), or the writer is
+        asked to stop or drain (`close`, `wait_idle`)."""
         oldest = self._jobs[0]
         if oldest is None:
             return
-        while self._waiting_rows < GROUP_ROWS and self._jobs[-1] is not None and not self._draining:
-            waited = time.monotonic() - oldest.queued
-            filling = self._waiting_rows * MAX_LINGER_SECONDS >= GROUP_ROWS * waited
+        while (
+            self._waiting_rows < GROUP_ROWS
+            and (newest := self._jobs[-1]) is not None
+            and not self._draining
+        ):
+            now = time.monotonic()
+            waited = now - oldest.queued
+            filling = (  # rows still coming (the last within LINGER_SECONDS), fast enough
+                now - newest.queued < LINGER_SECONDS
+                and self._waiting_rows * MAX_LINGER_SECONDS >= GROUP_ROWS * waited
+            )
             left = (MAX_LINGER_SECONDS if filling else LINGER_SECONDS) - waited
             if left <= 0:
                 return
