@@ -39,7 +39,7 @@ from kestrel.detect.sigma.pyeval import FallbackError
 
 SMALL_JOB_ROWS = 1024  # rules with fewer candidates than this all share one job
 SLICED_WASTE = 8  # run sliced when rules x rows exceeds the candidate pairs this many times
-PY_CANDIDATES = 128  # a rule with at most this many candidates runs as a Python predicate
+PY_CANDIDATES = 256  # a rule with at most this many candidates runs as a Python predicate
 GUARD_PAIRS = 256  # a rule with this many candidates checks its guard before decoding `raw`
 RAW_SUBSET_ROWS = 256  # above this many frame rows, source fields only where rules read them
 _JOB = "__job"
