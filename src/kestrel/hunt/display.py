@@ -26,7 +26,7 @@ class Rows(Protocol):
         """How many rows."""
         ...
 
-    def json_chunks(self) -> Iterator[bytes]:
+    def json_chunks(self) -> Iterator[bytes | memoryview]:
         """The rows as comma-separated JSON objects, in pieces."""
         ...
 
@@ -59,7 +59,7 @@ class TableDisplay:
         """`as_json` as text."""
         return b"".join(self.json_chunks()).decode()
 
-    def json_chunks(self) -> Iterator[bytes]:
+    def json_chunks(self) -> Iterator[bytes | memoryview]:
         """`as_json` in pieces: rows written by the engine or Polars (Rust), never a Python
         object per value, so a DISP of every entity is not bound by the interpreter."""
         rows = self.rows
@@ -101,7 +101,7 @@ def write_json(displays: list[Display], out: BinaryIO) -> None:
         out.write(chunk)
 
 
-def json_chunks(displays: list[Display]) -> Iterator[bytes]:
+def json_chunks(displays: list[Display]) -> Iterator[bytes | memoryview]:
     """`to_json` in pieces."""
     yield b"["
     for i, d in enumerate(displays):

@@ -53,8 +53,9 @@ class QueryRows:
         sql = exp.select(exp.func("COUNT", exp.Star()).as_("n")).from_(self._query.subquery("d"))
         return int(self._store.query(self._sql(sql)).column("n")[0].as_py())
 
-    def json_chunks(self) -> Iterator[bytes]:
-        """The rows as JSON objects separated by commas (no brackets), in pieces."""
+    def json_chunks(self) -> Iterator[bytes | memoryview]:
+        """The rows as JSON objects separated by commas (no brackets), in pieces: a batch's
+        text is handed on as Arrow joined it (a view of its buffer), not copied again."""
         batches = getattr(self._store, "query_batches", None)
         if batches is None or self._store.dialect != "duckdb":
             from kestrel.hunt.display import polars_rows
@@ -65,7 +66,9 @@ class QueryRows:
         first = True
         for batch in batches(sql, BATCH_ROWS):
             if batch.num_rows:
-                yield (b"" if first else b",") + _joined(batch.column(0))
+                if not first:
+                    yield b","
+                yield _joined(batch.column(0))
                 first = False
 
     def _sql(self, query: exp.Expr) -> str:
@@ -110,9 +113,9 @@ def _as_json(query: exp.Select, schema: pa.Schema) -> exp.Select:
 PYTHON_JOIN_ROWS = 20_000
 
 
-def _joined(column: pa.ChunkedArray | pa.Array) -> bytes:
+def _joined(column: pa.ChunkedArray | pa.Array) -> bytes | memoryview:
     """The column's strings joined by commas: by Python for a small batch, else by Arrow (no
-    Python object per row)."""
+    Python object per row; the joined text is returned as a view of Arrow's buffer)."""
     strings = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if len(strings) <= PYTHON_JOIN_ROWS:
         return ",".join(strings.to_pylist()).encode()
@@ -120,4 +123,4 @@ def _joined(column: pa.ChunkedArray | pa.Array) -> bytes:
 
     offsets = pa.array([0, len(strings)], pa.int32())
     joined = pc.binary_join(pa.ListArray.from_arrays(offsets, strings), ",")
-    return bytes(joined[0].as_buffer())
+    return memoryview(joined[0].as_buffer())
