@@ -129,6 +129,18 @@ def test_find_matches_the_keys_of_a_view_it_reads_first_as_its_entities(
     assert all(from_keys)
 
 
+def test_entity_queries_say_the_columns_the_engine_gives(session: Session) -> None:
+    # GET / FIND variables take their column names from the compiler, not a LIMIT 0 query
+    session.execute("p = GET process\nq = FIND process CREATED p\nl = GET process LIMIT 1\n"
+                    "n = FIND network-traffic CREATED BY p\ni = GET ipv4-addr\n"
+                    "d = FIND file LINKED p\nu = GET user-account WHERE user_name = 'bob'\n"
+                    "c = GET cloud-principal\nh = GET x-oca-asset")  # fmt: skip
+    for name in "pqlnidu" + "ch":
+        info = session.info(name)
+        given = session.store.query(f'SELECT * FROM "{info.table}" LIMIT 0').column_names
+        assert list(info.columns) == given, name
+
+
 def test_a_variable_read_twice_is_stored_once(session: Session) -> None:
     session.execute("p = GET process\nq = FIND process CREATED p")
     assert not _stored(session, "p")  # FIND read the view

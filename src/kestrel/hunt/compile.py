@@ -21,7 +21,15 @@ from kestrel.errors import HuntError, HuntNameError
 from kestrel.events.schema import COLUMN_NAMES, COLUMN_TYPES
 from kestrel.hunt import ast, findings
 from kestrel.hunt.entities import ENTITY_TYPES, FINDING, TYPE_ALIASES, EntityType, Role
-from kestrel.hunt.entity_sql import KEYS, Present, entity_query, kept_attrs, key_query, row_id
+from kestrel.hunt.entity_sql import (
+    COLUMNS,
+    KEYS,
+    Present,
+    entity_query,
+    kept_attrs,
+    key_query,
+    row_id,
+)
 from kestrel.hunt.relations import known, lookup
 from kestrel.hunt.where import ExprContext, SigmaTable, condition
 
@@ -225,6 +233,7 @@ class Compiler:
         query = entity_query(etype, parts, kept, lambda a: _typed_null(etype, a), limit, ids)
         if limit is None:
             query.meta[KEYS] = key_query([q for _, q in parts])
+        query.meta[COLUMNS] = ("_key", *etype.attrs, *_TRAILING)
         return query
 
     def _role_rows(

@@ -74,6 +74,9 @@ def entity_query(
 
 KEYS = "kestrel_keys"
 """`exp.Expr.meta` entry of an entity query: its `key_query` (set by the compiler)."""
+COLUMNS = "kestrel_columns"
+"""`exp.Expr.meta` entry of an entity query: its column names, in order (``_key``, every
+attribute of the type, ``number_observed``, ``first_observed``, ``last_observed``)."""
 
 
 def key_query(parts: Sequence[exp.Select]) -> exp.Select:
