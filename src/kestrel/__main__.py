@@ -1,5 +1,5 @@
 """``python -m kestrel`` is the ``kestrel`` command."""
 
-from kestrel.cli import main
+from kestrel.cli import console_main
 
-main()
+console_main()

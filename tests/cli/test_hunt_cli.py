@@ -139,3 +139,20 @@ def test_sql_only_takes_only_statements_that_run_as_sql() -> None:
                  "p = GET process\nAPPLY python://m.f ON p",
                  "p = GTE process"):  # fmt: skip
         assert not sql_only(text), text
+
+
+def test_the_command_leaves_early_with_every_row_written(tmp_path: Path) -> None:
+    """`python -m kestrel hunt` (`console_main`) ends with `os._exit` after the hunt: the
+    output must still arrive whole through a pipe (block-buffered, larger than one buffer),
+    the exit code be 0, and the store open again afterwards."""
+    names = ", ".join(f"'p{i:05d}.exe'" for i in range(5000))
+    book = tmp_path / "big.hf"
+    book.write_text(f"n = NEW process [{names}]\nDISP n\n")
+    db = str(tmp_path / "k.duckdb")
+    out = kestrel("hunt", "--db", db, "-f", "json", str(book))
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)[0]["rows"]
+    assert len(rows) == 5000 and rows[-1] == {"name": "p04999.exe"}
+    again = kestrel("hunt", "--db", db, "-f", "json", "-e", "n = NEW process ['a']\nDISP n")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)[0]["rows"] == [{"name": "a"}]
