@@ -13,6 +13,10 @@
   (tables in the old schemas, rows reversed) against the run that never stopped.
 * The sensitive table's JSON tests run only on records whose text can hold what they look
   for; the plain expressions on every row are the reference.
+* new_behaviour drops rows whose text lacks what a rule reads (`SensitiveRule.text_gate`)
+  before the JSON paths; `match` over every row is the reference. Window starts and UTC
+  hours from int64 microseconds in NumPy; Polars' ``dt.truncate`` / ``dt.hour`` are the
+  reference.
 """
 
 from __future__ import annotations
@@ -418,3 +422,79 @@ def test_coded_hour_mask_equals_the_frame_mask(seed: int) -> None:
     loaded = CodedHourMask(CodeBook())
     loaded.load_arrow(frames.state.to_arrow())
     assert loaded.state.equals(coded.state.sort("key"))
+
+
+def test_text_gates_hold_wherever_their_rule_matches(datasets: Path) -> None:
+    """`SensitiveRule.text_gate` (the request fields' names and ``when`` patterns, tested on
+    the record's text) is true on every row its rule matches, so `NewBehaviourDetector`
+    may drop the other rows before the JSON paths; and `_match`, which does, equals
+    `match` over every row. Real CloudTrail records plus records that spell the field
+    names with escapes or hold a ``when`` pattern."""
+    from kestrel.detect.cloud.new_behaviour import _COLUMNS, NewBehaviourDetector
+    from kestrel.detect.cloud.sensitive import match, with_shared
+    from kestrel.eval.cloud import _ingest
+    from kestrel.eval.datasets import load
+    from kestrel.store import DuckDBStore, EventFilter
+
+    records = [r for name in ("stratus", "panther") for g in load(name, datasets)
+               for r in g.records]  # fmt: skip
+    store = DuckDBStore(":memory:")
+    try:
+        _ingest(store, records)
+        events = frame(store.events(EventFilter()), _COLUMNS)
+    finally:
+        store.close()
+    crafted = events.head(4).with_columns(
+        pl.Series("raw", [
+            '{"requestParameters":{"k\\u0065y":"HOW_TO_DECRYPT.txt"}}',
+            '{"requestParameters":{"withDecryption":"true"}}',
+            '{"requestParameters":{"key":"a/how_to_decrypt.txt",'
+            '"x-amz-server-side-encryption-customer-algorithm":"AES256"}}',
+            '{"requestParameters":{"key":"a/report.txt"}}',
+        ]),
+        pl.Series("cloud_operation", ["PutObject", "GetParameter", "PutObject", "PutObject"]),
+        pl.lit("s3", pl.String).alias("cloud_service"),
+        pl.lit(None, pl.String).alias("cloud_error_code"),
+        pl.lit(None, pl.String).alias("outcome"),
+    )  # fmt: skip
+    events = pl.concat([events, crafted])
+    shared = with_shared(events)
+    det = NewBehaviourDetector()
+    gated = 0
+    for rule in det.rules:
+        text = rule.text_gate()
+        if text is None:
+            continue
+        hits = shared.filter(rule.expr())
+        assert hits.filter(text).height == hits.height, rule.id
+        gated += hits.height
+    assert gated >= 5
+    want = match(events, det.rules).sort("event_id", "rule")
+    got = det._match(events).sort("event_id", "rule")
+    assert got.equals(want)
+    assert {"ransom-note-uploaded", "s3-customer-key-encryption"} <= set(got["rule"])
+
+
+@pytest.mark.parametrize("minutes", [1, 5, 7, 90, 1500])
+def test_numpy_windows_and_hours_equal_polars(minutes: int) -> None:
+    """new_behaviour's window starts and the profiler's UTC hours come from the int64
+    microseconds in NumPy (floor division); Polars' ``dt.truncate`` / ``dt.hour`` are the
+    reference, on random times before and after 1970 and windows that do not divide an
+    hour or a day."""
+    import numpy as np
+
+    from kestrel.detect.cloud.new_behaviour import NewBehaviourDetector
+    from kestrel.detect.profile import _utc_hour
+
+    rng = np.random.default_rng(minutes)
+    t = rng.integers(-(10**15), 4 * 10**15, 5000)
+    batch = pa.table({"time": pa.array(t, pa.timestamp("us", tz="UTC"))})
+    rows = np.flatnonzero(rng.random(len(t)) < 0.7)
+    det = NewBehaviourDetector(window_minutes=minutes)
+    got = det._window_start(batch, rows)
+    assert isinstance(got, pl.Series)
+    times = pl.Series("time", t).cast(pl.Datetime("us", "UTC"))
+    want = times.gather(rows).dt.truncate(timedelta(minutes=minutes)).alias("window_start")
+    assert got.equals(want)
+    hours = _utc_hour(times.to_frame(), t)
+    assert hours.tolist() == times.dt.hour().to_list()

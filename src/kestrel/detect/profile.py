@@ -13,6 +13,7 @@ count, `OPS_SCHEMA`). The pipeline keeps them in the store; detectors do not rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -110,16 +111,16 @@ class EntityProfiler:
             book = self._books[name]
             return events[f"_{name}"].to_numpy(), book.decode(np.arange(len(book)))
 
-        part = _coded_profiles(
-            events, codes, entities, coded("cloud_region"), coded("instance_type"), _API_CODED
-        )
-        self._profiles = merge_profiles(self._profiles, part)
         api = events.select(_API_CODED.fill_null(False)).to_series().to_numpy()
+        part = _coded_profiles(
+            events, codes, entities, coded("cloud_region"), coded("instance_type"), api
+        )
+        self._profiles = _merged(self._profiles, part, merge_profiles)
         o, operations = coded("cloud_operation")
         service = _service_codes(*coded("cloud_service"), api)
         time = events["time"].filter(pl.Series(api))
         ops = _coded_operations(codes[api], entities, service, operations, o[api], time)
-        self._operations = merge_operations(self._operations, ops)
+        self._operations = _merged(self._operations, ops, merge_operations)
 
     @property
     def profiles(self) -> pl.DataFrame:
@@ -144,6 +145,18 @@ class EntityProfiler:
             self._profiles = _cast(tables["profiles"], PROFILE_SCHEMA)
         if "operations" in tables:
             self._operations = _cast(tables["operations"], OPS_SCHEMA)
+
+
+def _merged(
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    merge: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame],
+) -> pl.DataFrame:
+    """``merge(left, right)``, or ``right`` itself when nothing was learnt before: a fold's
+    partial frame has one row per key, sets sorted and distinct, in `PROFILE_SCHEMA` /
+    `OPS_SCHEMA`, which is what the merge would return (30-45 ms of group_by spared on
+    the first fold)."""
+    return right if left.is_empty() else merge(left, right)
 
 
 def _cast(table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -180,23 +193,25 @@ def _coded_profiles(
     entities: pl.Series,
     regions: tuple[npt.NDArray[np.int64], pl.Series],
     types: tuple[npt.NDArray[np.int64], pl.Series],
-    is_api: pl.Expr = _API,
+    is_api: pl.Expr | npt.NDArray[np.bool_] = _API,
 ) -> pl.DataFrame:
     """`batch_profiles` from integer codes: each event's entity code (``0..k-1``, the
     index into ``entities``) and its region and instance type codes (-1 for null) with the
-    values they index. ``is_api``: what makes an event an API call (`_API`, or
-    `_API_CODED` on a frame whose operation column is a code)."""
+    values they index. ``is_api``: what makes an event an API call (`_API`), or which rows
+    are (computed once by the caller, `EntityProfiler.flush`)."""
     n = events.height
     k = len(entities)
+    api = (
+        events.select(is_api.fill_null(False)).to_series().to_numpy()
+        if isinstance(is_api, pl.Expr)
+        else is_api
+    )
     marked = events.select(
-        is_api.fill_null(False).alias("api"),
-        pl.col("time").dt.hour().cast(pl.Int64).alias("hour"),
         pl.col("time").dt.epoch("us").alias("t"),
-        (is_api & pl.col("cloud_error_code").is_not_null()).fill_null(False).alias("err"),
         pl.coalesce("cloud_provider", "source").alias("provider"),
     )
-    api = marked["api"].to_numpy()
     t = marked["t"].to_numpy()
+    err = api & events["cloud_error_code"].is_not_null().to_numpy()
     out: dict[str, Any] = {
         "entity_id": entities,
         "entity_type": _first(events["entity_type"], codes, k),
@@ -207,7 +222,7 @@ def _coded_profiles(
         "api_last": _span(codes[api], t[api], k, np.maximum),
         "events": np.bincount(codes, minlength=k),
         "api_calls": np.bincount(codes[api], minlength=k),
-        "errors": np.bincount(codes[marked["err"].to_numpy()], minlength=k),
+        "errors": np.bincount(codes[err], minlength=k),
     }
     value = events["metric_value"].fill_null(0.0).to_numpy()
     has_value = events["metric_value"].is_not_null().to_numpy()
@@ -215,12 +230,21 @@ def _coded_profiles(
         is_metric = (events["metric_name"] == name).fill_null(False).to_numpy()
         out[f"{key}_n"] = np.bincount(codes[is_metric & has_value], minlength=k)
         out[f"{key}_sum"] = np.bincount(codes[is_metric], value[is_metric], minlength=k)
-    hours = np.bincount(codes * 24 + marked["hour"].to_numpy(), minlength=k * 24)
+    hours = np.bincount(codes * 24 + _utc_hour(events, t), minlength=k * 24)
     out.update(zip(HOURS, hours.reshape(k, 24).T, strict=True))
     out["regions"] = _sets(*regions, codes, k)
     out["instance_types"] = _sets(*types, codes, k)
     frame = pl.DataFrame(out) if n else pl.DataFrame(schema=PROFILE_SCHEMA)
     return frame.select(list(PROFILE_SCHEMA)).cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
+
+
+def _utc_hour(events: pl.DataFrame, t: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """The UTC hour of each event from its microsecond times ``t`` (floor division: what
+    Polars' ``dt.hour`` gives for a UTC time, ~4x less CPU); Polars' ``dt.hour`` when a
+    time is null or the column is not UTC."""
+    if t.dtype == np.int64 and events.schema["time"] == pl.Datetime("us", "UTC"):
+        return t // 3_600_000_000 % 24
+    return events["time"].dt.hour().cast(pl.Int64).to_numpy()
 
 
 def reference_profiles(events: pl.DataFrame) -> pl.DataFrame:
