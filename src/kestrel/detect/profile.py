@@ -14,6 +14,7 @@ count, `OPS_SCHEMA`). The pipeline keeps them in the store; detectors do not rea
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +49,9 @@ _CODED = ("entity_id", "cloud_region", "instance_type", "cloud_service", "cloud_
 _PLAIN = tuple(c for c in _COLUMNS if c not in _CODED)
 _METRICS = (("gpu", "gpu_util"), ("mem", "mem_util"), ("power", "power_watts"))
 _API = pl.col("class").is_in(["api_activity", "auth"]) & pl.col("cloud_operation").is_not_null()
+# the thread that folds pending events while the detectors read the next batches (one for
+# every profiler: folds of one profiler must run in order, and two cores are the norm)
+_FOLDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kestrel-profile-fold")
 _API_CODED = pl.col("class").is_in(["api_activity", "auth"]) & (pl.col("_cloud_operation") >= 0)
 
 
@@ -58,7 +62,9 @@ class EntityProfiler:
     run goes on, so ``learn`` only keeps the batch's few profiled columns and folds them in
     ``flush_rows`` events at a time (and whenever the profiles are read: ``profiles``,
     ``operations``, ``state``). One group_by over many batches costs far less than one per
-    hourly batch, each followed by a merge over every entity known so far.
+    hourly batch, each followed by a merge over every entity known so far. A fold that
+    ``learn`` starts runs on a thread of its own while the batches go on (the other core
+    does the fold); reading the profiles waits for it.
     """
 
     name = "profiles"
@@ -73,6 +79,7 @@ class EntityProfiler:
         # the batch's dictionary-encoded columns (shared with the detectors), so the fold
         # never hashes the strings of every event
         self._books = {name: CodeBook() for name in _CODED}
+        self._folds: list[Future[None]] = []  # folds handed to the fold thread, in order
 
     def learn(self, batch: Batch) -> None:
         """Add what ``batch`` shows about each entity it names."""
@@ -93,23 +100,44 @@ class EntityProfiler:
         self._pending.append(events)
         self._pending_rows += events.height
         if self._pending_rows >= self.flush_rows:
-            self.flush()
+            self._fold_pending(wait=False)
 
     def flush(self) -> None:
-        """Fold the events learnt since the last flush into the profiles."""
-        if not self._pending:
+        """Fold the events learnt since the last flush into the profiles (and wait for the
+        folds under way)."""
+        self._fold_pending(wait=True)
+
+    def _fold_pending(self, wait: bool) -> None:
+        """Fold the pending events: on the fold thread (`_FOLDS`, one worker: folds run in
+        the order handed over) while batches keep coming, or here, after the folds under
+        way, when ``wait``. A fold reads only what it is handed (the events and the code
+        books' values as of now), so the detectors go on in parallel on the other core:
+        NumPy, Arrow and Polars release the GIL for their passes."""
+        job = None
+        if self._pending:
+            events = pl.concat(self._pending, rechunk=False)
+            values = {name: book.decode(np.arange(len(book))) for name, book in self._books.items()}
+            job = events, values
+            self._pending, self._pending_rows = [], 0
+        if not wait:
+            if job is not None:
+                self._folds.append(_FOLDS.submit(self._fold, *job))
             return
-        events = pl.concat(self._pending, rechunk=False)
-        self._pending, self._pending_rows = [], 0
+        while self._folds:
+            self._folds.pop(0).result()
+        if job is not None:
+            self._fold(*job)
+
+    def _fold(self, events: pl.DataFrame, values: dict[str, pl.Series]) -> None:
+        """Fold ``events`` (codes into ``values``, by column) into the profiles."""
         e = events["_entity_id"].to_numpy()
         present = np.flatnonzero(np.bincount(e))
-        dense = np.full(len(self._books["entity_id"]), -1, dtype=np.int64)
+        dense = np.full(len(values["entity_id"]), -1, dtype=np.int64)
         dense[present] = np.arange(len(present))
-        codes, entities = dense[e], self._books["entity_id"].decode(present)
+        codes, entities = dense[e], values["entity_id"].gather(present)
 
         def coded(name: str) -> tuple[npt.NDArray[np.int64], pl.Series]:
-            book = self._books[name]
-            return events[f"_{name}"].to_numpy(), book.decode(np.arange(len(book)))
+            return events[f"_{name}"].to_numpy(), values[name]
 
         api = events.select(_API_CODED.fill_null(False)).to_series().to_numpy()
         part = _coded_profiles(
