@@ -121,6 +121,9 @@ class ApiState:
             self.writer = SpoolWriter(store, self.lock, folder, s.max_decoded_bytes,
                                       s.max_events)  # fmt: skip
         else:
+            if isinstance(store, DuckDBStore):  # both id checks skip DuckDB for new ids
+                with self.lock:
+                    store.index_event_ids()
             self.writer = GroupWriter(store, self.lock)
 
     def cached_principal(self, token: str) -> Principal | None:

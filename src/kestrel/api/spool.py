@@ -222,6 +222,7 @@ class SpoolWriter:
         with lock:
             store.execute(f"SET checkpoint_threshold = '{CHECKPOINT_WAL}'")
             self.recovered = replay(folder, store, max_decoded, max_events)
+            store.index_event_ids()  # the requests' id checks skip DuckDB for new ids
             self._ids_cursor = store.cursor()
         self._spool = Spool(folder)
         self._inflight: set[str] = set()

@@ -37,6 +37,7 @@ from kestrel.store.base import (
     time_span,
     unique_by_event_id,
 )
+from kestrel.store.id_index import IdIndex
 from kestrel.store.tables import REJECTED_SCHEMA, events_ddl, rejected_ddl
 
 SCHEMA_VERSION = 1
@@ -67,7 +68,21 @@ class DuckDBStore:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         # DuckDB's default buffer pool is 80 % of RAM; ingest must stay small beside readers.
         self._con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'").fetchall()
+        self._ids = IdIndex()  # shared with every `cursor`: off until `index_event_ids`
         self._migrate()
+
+    def index_event_ids(self) -> None:
+        """Keep the stored ids' keys in memory (`IdIndex`) from now on, so that
+        `known_event_ids` asks DuckDB only about ids the filter may hold: the API server,
+        whose every request checks its ids (a DuckDB query costs ~0.7 ms before it reads a
+        row). Loads the stored ids once (8 bytes each in memory). Every insert into
+        ``events`` goes through `_insert`, which adds its ids after the commit."""
+        self._refuse_if_stopped()
+        cursor = self._con.cursor()
+        try:
+            self._ids.start(cursor.sql("SELECT event_id FROM events").to_arrow_reader(1 << 20))
+        finally:
+            cursor.close()
 
     def _migrate(self) -> None:
         for ddl in (
@@ -128,9 +143,13 @@ class DuckDBStore:
             self._con.execute("INSERT INTO events SELECT * FROM _incoming").fetchall()
         finally:
             self._con.unregister("_incoming")
+        self._ids.add(rows.column("event_id"))  # committed (autocommit): now stored
 
     def known_event_ids(self, ids: pa.Array | pa.ChunkedArray, span: Span | None) -> pa.Array:
         self._refuse_if_stopped()
+        if self._ids.enabled and len(ids):  # only the ids the filter may hold
+            maybe = self._ids.maybe_stored(ids)
+            ids = ids.filter(pa.array(maybe)) if maybe.any() else ids.slice(0, 0)
         if len(ids) == 0:
             return pa.array([], pa.string())
         if span is not None:
@@ -196,6 +215,7 @@ class DuckDBStore:
         other = object.__new__(DuckDBStore)
         other.path = self.path
         other._con = self._con.cursor()
+        other._ids = self._ids
         return other
 
     def interrupt(self) -> None:
