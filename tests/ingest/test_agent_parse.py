@@ -12,9 +12,11 @@ import msgspec
 import pytest
 
 from kestrel.config import BATCH_ROWS
+from kestrel.events import event_id
 from kestrel.ingest import agent
 from kestrel.ingest.base import Chunk, Rejected, Source
 from kestrel.ingest.framing import RawRecords, frame_json
+from kestrel.ingest.mappings.agent import ACTIVITY
 from kestrel.ingest.normalize import finish_chunk
 from kestrel.ingest.times import to_iso
 
@@ -35,7 +37,7 @@ def _reference(run: RawRecords) -> Chunk:
             continue
         raws.append(raw)
         kept.append(i)
-    cols = agent._columns(events, raws)
+    cols = _reference_columns(events, raws)
     cols["time"] = [to_iso(ev.timestamp) for ev in events]
     cols["raw"] = [raw.decode("utf-8") for raw in raws]
     cols["process_cmdline"] = [
@@ -44,6 +46,43 @@ def _reference(run: RawRecords) -> Chunk:
     ]
     constants = {"source": "agent", "entity_type": "host"}
     return finish_chunk(cols, kept, rejected, run, constants)
+
+
+def _reference_columns(events: list[Any], raws: list[bytes]) -> dict[str, Any]:
+    """The columns as the reader built them before the sixth pass's round 2: a `getattr`
+    per event and column (the reader now reads each payload's attributes in one
+    `attrgetter` call and scales integer epochs in NumPy)."""
+    payloads = [ev.payload for ev in events]
+    hosts = [p.hostname or ev.agent_id for ev, p in zip(events, payloads, strict=True)]
+    kinds = [ev.kind for ev in events]
+    cols: dict[str, Any] = {
+        "event_id": [event_id("agent", raw) for raw in raws],
+        "class": kinds,
+        "activity": [ACTIVITY[(ev.kind, agent._action(ev.payload))] for ev in events],
+        "source_event": kinds,
+        "host": hosts,
+        "entity_id": [host.lower() for host in hosts],
+        "agent_id": [ev.agent_id for ev in events],
+    }
+    for name in agent._COPIED:
+        cols[name] = [getattr(p, name, None) for p in payloads]
+    users = [agent._split_user(getattr(p, "username", None)) for p in payloads]
+    hashes = [agent._lower(getattr(p, "sha256", None)) for p in payloads]
+    ends = [agent._endpoints(p) if isinstance(p, agent._Network) else (None,) * 4 for p in payloads]
+    files = [p if isinstance(p, agent._File) else None for p in payloads]
+    cols.update({
+        "user_domain": [u[0] for u in users],
+        "user_name": [u[1] for u in users],
+        "process_sha256": [None if f else h for f, h in zip(files, hashes, strict=True)],
+        "file_sha256": [h if f else None for f, h in zip(files, hashes, strict=True)],
+        "file_name": [agent._base_name(f.file_path) if f else None for f in files],
+        "protocol": [agent._lower(getattr(p, "protocol", None)) for p in payloads],
+        "src_ip": [e[0] for e in ends],
+        "src_port": [e[1] for e in ends],
+        "dst_ip": [e[2] for e in ends],
+        "dst_port": [e[3] for e in ends],
+    })  # fmt: skip
+    return cols
 
 
 def _env(ts: Any, **payload: Any) -> dict[str, Any]:
@@ -125,6 +164,35 @@ def test_epoch_times_take_the_array_path_and_match_iso():
     assert not isinstance(times, list)
     assert [t.isoformat() for t in times.to_pylist()] == [to_iso(s) for s in stamps]
     assert isinstance(agent._times([*stamps, 1e300]), list)
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        [1714570867, 1714570867123, 1714570867123456, -86400, 0, 253402300799],
+        [-62135596800, 99_999_999_999, 10**11, 10**14 - 1, 10**14, 10**17 - 1],
+        [1714570867000 + i for i in range(50)],
+    ],
+    ids=["every unit", "each threshold and the first second", "agent milliseconds"],
+)
+def test_integer_epochs_scale_in_numpy_like_one_by_one(stamps: list[int]) -> None:
+    """Integer seconds / ms / µs take the NumPy path, with `epoch_micros`'s values."""
+    assert agent._int_epoch_micros(stamps) is not None
+    times = agent._times(stamps)
+    assert not isinstance(times, list)
+    assert [t.isoformat() for t in times.to_pylist()] == [to_iso(s) for s in stamps]
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [[1, 10**17], [1, -99_999_999_999], [1, -62135596801], [1, 2.5], [1, "2024-05-01"], [2**63]],
+)
+def test_other_epochs_go_one_by_one(stamps: list[Any]) -> None:
+    """Nanoseconds, out of range, floats, strings: not the NumPy path (same results)."""
+    assert agent._int_epoch_micros(stamps) is None
+    times = agent._times(stamps)
+    got = times if isinstance(times, list) else [t.isoformat() for t in times.to_pylist()]
+    assert got == [to_iso(s) for s in stamps]
 
 
 _LINE_CASES = {
