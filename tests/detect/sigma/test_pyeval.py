@@ -16,6 +16,7 @@ from tests.detect.sigma.test_differential import _records
 
 from kestrel.detect.sigma import SigmaEngine, compile_rules, load_rules, load_text
 from kestrel.detect.sigma import evaluate as evaluate_module
+from kestrel.detect.sigma import prefilter as prefilter_module
 from kestrel.detect.sigma.compile import CompiledRule
 from kestrel.events import Batch
 
@@ -233,3 +234,33 @@ def test_no_guard_from_one_branch_of_an_or(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(evaluate_module, "PY_CANDIDATES", 0)
     rows = sorted(SigmaEngine(rules).match(batch_of(events)).get_column("__row").to_list())
     assert rows == [0, 2, 4, 6, 8, 10]
+
+
+def test_piece_scan_finds_literals_at_the_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ``extract_many`` scans each record cut after every ``","`` (distinct pieces once).
+    # Values with quotes, commas and backslashes put literals right against those cuts:
+    # ``q",`` is ``q\",`` then the closing quote, so the text holds ``q\","`` and a cut
+    # before the delimiter (or one that drops it) splits the literal.
+    det = (
+        "    sel:\n        CommandLine|contains:\n"
+        "            - 'q\",'\n            - 'a\",\"b'\n            - 'tail\\'\n"
+        "            - ',\"lead'\n    condition: sel"
+    )
+    lines = ['q",', 'x a","b y', "tail\\", ',"lead', "none", 'q"', "q,"]
+    batch = batch_of([sysmon(1, n, CommandLine=v) for n, v in enumerate(lines, 1)])
+    pairs = _candidates(monkeypatch, _rule(det), batch)
+    assert [row for _, row in pairs["polars"]] == [0, 1, 2, 3]
+    assert pairs["python"] == pairs["polars"]
+    with monkeypatch.context() as m:
+        m.setattr(prefilter_module, "PIECEWISE", False)
+        whole = _candidates(m, _rule(det), batch)
+    assert whole == pairs
+    assert _runs(monkeypatch, det, lines) == [0, 1, 2, 3]
+
+
+def test_piece_scan_is_off_for_a_bare_quote() -> None:
+    # A literal whose ``"`` is not escaped could start at a cut's quote: no piece scan.
+    assert prefilter_module._piecewise_safe(['q\\",', 'a\\",\\"b', "plain"])
+    assert not prefilter_module._piecewise_safe(['"lead'])
+    assert not prefilter_module._piecewise_safe(['x,"y'])
+    assert not prefilter_module._piecewise_safe(['x"'])

@@ -33,6 +33,10 @@ _LIT = "__lit"
 _BIT = "__bit"
 _FULL = "__full"
 _KEY = "__key"
+_PIECE = "__piece"
+_CUT = '","'
+# Scan the distinct pieces of the records rather than the records (`_piece_hits`).
+PIECEWISE = True
 # Up to this many events, the automaton built once per rule set scans them (from Python, one
 # call per record); above it, Polars' ``extract_many``, which builds its automaton on every
 # call (~10 ms for process creation's ~8,000 literals) but scans faster per record.
@@ -53,6 +57,7 @@ class LogsourceRules:
     table: pl.DataFrame  # (literal, rule, clause bit, all bits) per literal a clause names
     needles: pl.Series  # ``patterns`` as a Polars list, made once: not per batch
     automaton: AhoCorasick | None = None  # ``patterns``, built once (small batches)
+    piecewise: bool = False  # whether large batches may be scanned by pieces (`_piece_hits`)
     # per pattern index: the one-clause rules it makes candidates (one C-level set update per
     # literal found: "system" alone names hundreds of rules)
     singles_of: list[frozenset[int]] = field(default_factory=list)
@@ -92,7 +97,7 @@ class LogsourceRules:
                     anchored[index[lit]].append((i, others))
         return cls(
             dispatch, ids, unfiltered, patterns, table, needles, automaton,
-            [frozenset(s) for s in singles], anchored,
+            _piecewise_safe(patterns), [frozenset(s) for s in singles], anchored,
         )  # fmt: skip
 
     def pairs(self, events: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
@@ -104,14 +109,14 @@ class LogsourceRules:
             texts = events.get_column("raw").gather(rows).to_frame().select(lowered)
             return self._kept_automaton(rows.to_list(), texts.to_series().to_list())
         needles = pl.lit(self.needles).first()
-        found = lowered.str.extract_many(needles, overlapping=True)
-        hits = (
-            events.select(ROW, "raw")
-            .gather(rows)
-            .select(ROW, found.list.unique().alias(_LIT))
-            .explode(_LIT)
-            .drop_nulls(_LIT)
-        )
+        records = events.select(ROW, "raw").gather(rows)
+        if self.piecewise and PIECEWISE:
+            hits = _piece_hits(records, lowered, needles)
+        else:
+            found = lowered.str.extract_many(needles, overlapping=True)
+            hits = (
+                records.select(ROW, found.list.unique().alias(_LIT)).explode(_LIT).drop_nulls(_LIT)
+            )
         return _complete(hits.join(self.table, on=_LIT))
 
     def _kept_automaton(self, rows: list[int], texts: list[str | None]) -> pl.DataFrame:
@@ -144,6 +149,42 @@ class LogsourceRules:
             out_rule.extend(rules)
             out_row.extend([row] * len(rules))
         return pl.DataFrame({RULE: out_rule, ROW: out_row}, schema=PAIR_SCHEMA)
+
+
+def _piece_hits(records: pl.DataFrame, lowered: pl.Expr, needles: pl.Expr) -> pl.DataFrame:
+    """(row, literal) for every literal found in the lower-cased records, each distinct
+    piece of text scanned once.
+
+    A record is cut after each ``","`` (the end of one JSON string member and the start of
+    the next: ``"Image":"c:\\x.exe","User":...``); the pieces repeat from record to record
+    (a Sysmon process-access micro-batch: 5.5 MB of records, 1.3 MB of distinct pieces, the
+    image paths and call traces many times over), so the automaton scans each once and the
+    hits go back to every row that holds the piece. No literal occurrence is cut (see
+    `_piecewise_safe`), so the literals found per row are those of the whole record."""
+    pieces = records.select(ROW, lowered.str.split(_CUT, inclusive=True).alias(_PIECE))
+    distinct = pieces.explode(_PIECE).group_by(_PIECE).agg(pl.col(ROW))
+    found = pl.col(_PIECE).str.extract_many(needles, overlapping=True).list.unique()
+    return (
+        distinct.select(ROW, found.alias(_LIT))
+        .filter(pl.col(_LIT).list.len() > 0)
+        .explode(_LIT)
+        .explode(ROW)
+        .select(ROW, _LIT)
+    )
+
+
+def _piecewise_safe(patterns: Sequence[str]) -> bool:
+    """Whether no occurrence of any of ``patterns`` can cross a cut of `_piece_hits`.
+
+    A cut falls between the ``"`` that ends ``","`` and the next character, so an occurrence
+    crossing it holds that ``"`` with ``,`` just before it in the text. Literals are JSON
+    text (`literals._variants`), where every ``"`` is escaped as ``\\"``: such a ``"``
+    can only be a literal's first character or follow ``\\`` in it, never ``,``. A pattern
+    with a ``"`` at its start or after anything but ``\\`` (none today) turns the cutting
+    off for its logsource."""
+    return not any(
+        c == '"' and (k == 0 or p[k - 1] != "\\") for p in patterns for k, c in enumerate(p)
+    )
 
 
 def _complete(hits: pl.DataFrame) -> pl.DataFrame:
