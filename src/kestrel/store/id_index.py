@@ -27,6 +27,11 @@ import numpy as np
 import pyarrow as pa
 
 MAX_KEYS = 32_000_000
+# A bitmap over the keys' top `_BITS_LOG` bits answers most lookups before any array is
+# searched (one fancy index per request; 2^27 bits are 16 MB, and at 1,000,000 stored ids
+# 0.75 % of new ids still hit a bit): searching 1,000 new keys in a 1,000,000-key filter
+# cost ~1 us per event, the bitmap takes ~0.1.
+_BITS_LOG = 27
 _ID_CHARS = 32
 _KEY_CHARS = 16
 _SHIFTS = np.arange(4 * (_KEY_CHARS - 1), -1, -4, dtype=np.uint64)
@@ -76,6 +81,7 @@ class IdIndex:
         self._levels: tuple[np.ndarray[Any, np.dtype[np.uint64]], ...] | None = None
         self._ready = False  # `start` has loaded every stored id: lookups may say "new"
         self._keys = 0
+        self._bits = np.zeros(0, np.uint8)  # set before a key's level is published
         self._lock = threading.Lock()  # writers; readers take `_levels` as one tuple
 
     @property
@@ -89,6 +95,7 @@ class IdIndex:
         filter only once every stored id is in."""
         with self._lock:
             self._levels, self._keys, self._ready = (), 0, False
+            self._bits = np.zeros(1 << (_BITS_LOG - 3), np.uint8)
         for batch in batches:
             self.add(batch.column(0))
         with self._lock:
@@ -104,7 +111,10 @@ class IdIndex:
                 return
             if self._keys + len(keys) > MAX_KEYS:
                 self._levels, self._keys, self._ready = None, 0, False
+                self._bits = np.zeros(0, np.uint8)
                 return
+            slots = keys >> np.uint64(64 - _BITS_LOG)
+            np.bitwise_or.at(self._bits, slots >> np.uint64(3), _bit(slots))
             levels = list(self._levels)
             while levels and len(levels[-1]) <= len(keys):
                 keys = np.sort(np.concatenate((levels.pop(), keys)))
@@ -113,18 +123,38 @@ class IdIndex:
 
     def maybe_stored(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """Per id, whether the store may hold it (False: it certainly does not)."""
-        levels = self._levels
-        if levels is None or not self._ready:
+        levels, bits = self._levels, self._bits
+        if levels is None or not self._ready or len(bits) == 0:
             return np.ones(len(ids), np.bool_)
         keys = id_keys(ids)
-        # searched in key order: neighbouring searches touch the same cache lines (half
-        # the CPU of searching 1,000 keys in a 1,000,000-key array in request order)
-        order = np.argsort(keys)
-        keys = keys[order]
-        found = np.zeros(len(keys), np.bool_)
-        for level in levels:
-            at = np.minimum(np.searchsorted(level, keys), len(level) - 1)
-            found |= level[at] == keys
-        hit = np.empty(len(keys), np.bool_)
-        hit[order] = found
+        hit = np.zeros(len(keys), np.bool_)
+        slots = keys >> np.uint64(64 - _BITS_LOG)
+        (maybe,) = np.nonzero(bits[slots >> np.uint64(3)] & _bit(slots))
+        if len(maybe):
+            hit[maybe] = _search(levels, keys[maybe])
         return hit
+
+
+def _bit(slots: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """Each slot's bit within its byte of the bitmap."""
+    shifts = (slots & np.uint64(7)).astype(np.uint8)
+    bits: np.ndarray[Any, np.dtype[np.uint8]] = np.left_shift(np.uint8(1), shifts)
+    return bits
+
+
+def _search(
+    levels: tuple[np.ndarray[Any, np.dtype[np.uint64]], ...],
+    keys: np.ndarray[Any, np.dtype[np.uint64]],
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per key, whether one of the sorted ``levels`` holds it."""
+    # searched in key order: neighbouring searches touch the same cache lines (half
+    # the CPU of searching 1,000 keys in a 1,000,000-key array in request order)
+    order = np.argsort(keys)
+    keys = keys[order]
+    found = np.zeros(len(keys), np.bool_)
+    for level in levels:
+        at = np.minimum(np.searchsorted(level, keys), len(level) - 1)
+        found |= level[at] == keys
+    hit = np.empty(len(keys), np.bool_)
+    hit[order] = found
+    return hit
