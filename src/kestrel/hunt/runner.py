@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from kestrel.hunt import ast
     from kestrel.hunt.session import Session
+    from kestrel.store import Store
 
 # A terminal table of a million rows helps nobody; JSON output carries every row.
 MAX_TABLE_ROWS = 1000
@@ -91,12 +92,21 @@ def _run(
 
     store = open_store(db or default_db())
     try:
+        without_progress_bar(store)
         # DISP rows stay in the engine until shown, so render before the session closes
         with Session(store, ignore_case=ignore_case, lazy_display=True) as session:
             displays = session.execute(hunt)
             render(displays, summary(session) if not displays else None, fmt, console)
     finally:
         store.close()
+
+
+def without_progress_bar(store: Store) -> None:
+    """Turn DuckDB's progress bar off on the hunt's connection. DuckDB's Python client has it
+    on, and prints it on stdout once a query runs past 2 s: into the JSON or table the hunt
+    writes there (a DISP of a million rows at load 9-12 came out with bars inside its JSON)."""
+    if store.dialect == "duckdb":
+        store.execute("SET enable_progress_bar = false")
 
 
 def parsed(text: str) -> ast.Hunt | None:
