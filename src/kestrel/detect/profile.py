@@ -23,7 +23,7 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from kestrel.detect.cloud.arrays import CodeBook, Coded, global_codes
+from kestrel.detect.cloud.arrays import CodeBook, global_codes
 from kestrel.detect.cloud.common import batch_columns, coded_column, distinct_sorted, string_codes
 from kestrel.events import Batch
 
@@ -49,8 +49,8 @@ _CODED = ("entity_id", "cloud_region", "instance_type", "cloud_service", "cloud_
 _PLAIN = tuple(c for c in _COLUMNS if c not in _CODED)
 _METRICS = (("gpu", "gpu_util"), ("mem", "mem_util"), ("power", "power_watts"))
 _API = pl.col("class").is_in(["api_activity", "auth"]) & pl.col("cloud_operation").is_not_null()
-# the thread that codes and folds the profilers' batches while the detectors read the next
-# ones (one for every profiler: one profiler's jobs must run in order; two cores are the norm)
+# the thread that folds pending events while the detectors read the next batches (one for
+# every profiler: folds of one profiler must run in order, and two cores are the norm)
 _FOLDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kestrel-profile-fold")
 _API_CODED = pl.col("class").is_in(["api_activity", "auth"]) & (pl.col("_cloud_operation") >= 0)
 
@@ -62,9 +62,9 @@ class EntityProfiler:
     run goes on, so ``learn`` only keeps the batch's few profiled columns and folds them in
     ``flush_rows`` events at a time (and whenever the profiles are read: ``profiles``,
     ``operations``, ``state``). One group_by over many batches costs far less than one per
-    hourly batch, each followed by a merge over every entity known so far. Coding a
-    batch's columns and folding run on a thread of their own while the batches go on (the
-    other core does that work); reading the profiles waits for it.
+    hourly batch, each followed by a merge over every entity known so far. A fold that
+    ``learn`` starts runs on a thread of its own while the batches go on (the other core
+    does the fold); reading the profiles waits for it.
     """
 
     name = "profiles"
@@ -79,59 +79,54 @@ class EntityProfiler:
         # the batch's dictionary-encoded columns (shared with the detectors), so the fold
         # never hashes the strings of every event
         self._books = {name: CodeBook() for name in _CODED}
-        self._jobs: list[Future[None]] = []  # handed to the fold thread, in order
+        self._folds: list[Future[None]] = []  # folds handed to the fold thread, in order
 
     def learn(self, batch: Batch) -> None:
-        """Add what ``batch`` shows about each entity it names. The batch's shared columns
-        are read here; coding them and folding happen on the fold thread."""
+        """Add what ``batch`` shows about each entity it names."""
         entity = coded_column(batch, "entity_id")
         rows = np.flatnonzero(entity.codes >= 0)
         if not len(rows):
             return
-        picked = None if len(rows) == batch.num_rows else rows  # no gather: every row
-        coded = {name: coded_column(batch, name) for name in _CODED}
-        self._submit(self._add, coded, batch_columns(batch, _PLAIN), picked)
-
-    def flush(self) -> None:
-        """Fold the events learnt since the last flush into the profiles, and wait for it."""
-        self._submit(self._fold_pending)
-        while self._jobs:
-            self._jobs.pop(0).result()
-
-    def _submit(self, job: Callable[..., None], *args: Any) -> None:
-        """Hand ``job`` to the fold thread (`_FOLDS`, one worker: jobs run in the order
-        handed over, so only that thread touches the pending events, the code books and
-        the profiles). Finished jobs are collected here, so an error surfaces at the next
-        call; NumPy, Arrow and Polars release the GIL for their passes, so the detectors go
-        on in parallel on the other core."""
-        while self._jobs and self._jobs[0].done():
-            self._jobs.pop(0).result()
-        self._jobs.append(_FOLDS.submit(job, *args))
-
-    def _add(
-        self, coded: dict[str, Coded], plain: pl.DataFrame, picked: npt.NDArray[np.int64] | None
-    ) -> None:
-        """(fold thread) Keep one batch's profiled columns, its strings as codes; fold when
-        ``flush_rows`` events are pending."""
+        every = len(rows) == batch.num_rows
+        picked = None if every else rows  # no gather when every row names an entity
         codes = {
-            f"_{name}": global_codes(coded[name], self._books[name], picked) for name in _CODED
+            f"_{name}": global_codes(coded_column(batch, name), self._books[name], picked)
+            for name in _CODED
         }
-        events = (plain if picked is None else plain[picked]).with_columns(
+        plain = batch_columns(batch, _PLAIN)
+        events = (plain if every else plain[rows]).with_columns(
             pl.Series(name, values) for name, values in codes.items()
         )
         self._pending.append(events)
         self._pending_rows += events.height
         if self._pending_rows >= self.flush_rows:
-            self._fold_pending()
+            self._fold_pending(wait=False)
 
-    def _fold_pending(self) -> None:
-        """(fold thread) Fold the pending events into the profiles."""
-        if not self._pending:
+    def flush(self) -> None:
+        """Fold the events learnt since the last flush into the profiles (and wait for the
+        folds under way)."""
+        self._fold_pending(wait=True)
+
+    def _fold_pending(self, wait: bool) -> None:
+        """Fold the pending events: on the fold thread (`_FOLDS`, one worker: folds run in
+        the order handed over) while batches keep coming, or here, after the folds under
+        way, when ``wait``. A fold reads only what it is handed (the events and the code
+        books' values as of now), so the detectors go on in parallel on the other core:
+        NumPy, Arrow and Polars release the GIL for their passes."""
+        job = None
+        if self._pending:
+            events = pl.concat(self._pending, rechunk=False)
+            values = {name: book.decode(np.arange(len(book))) for name, book in self._books.items()}
+            job = events, values
+            self._pending, self._pending_rows = [], 0
+        if not wait:
+            if job is not None:
+                self._folds.append(_FOLDS.submit(self._fold, *job))
             return
-        events = pl.concat(self._pending, rechunk=False)
-        self._pending, self._pending_rows = [], 0
-        values = {name: book.decode(np.arange(len(book))) for name, book in self._books.items()}
-        self._fold(events, values)
+        while self._folds:
+            self._folds.pop(0).result()
+        if job is not None:
+            self._fold(*job)
 
     def _fold(self, events: pl.DataFrame, values: dict[str, pl.Series]) -> None:
         """Fold ``events`` (codes into ``values``, by column) into the profiles."""
