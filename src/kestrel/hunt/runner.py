@@ -172,16 +172,33 @@ def without_numpy(active: bool) -> Iterator[None]:
     `kestrel hunt`), though reading DuckDB's Arrow results and writing them needs none of it.
     Only in a process that has imported neither yet (the `kestrel` command itself): NumPy is
     marked absent while the hunt runs, so PyArrow starts without it, and unmarked afterwards;
-    a process that already holds PyArrow or NumPy is left as it is."""
+    a process that already holds PyArrow or NumPy is left as it is. When the store's modules
+    themselves import NumPy (the store's id filter, 64d6979), NumPy is allowed again before
+    the hunt runs: the hunt then works, only without the saving."""
     if not active or "numpy" in sys.modules or "pyarrow" in sys.modules:
         yield
         return
     sys.modules["numpy"] = None  # type: ignore[assignment]  # import numpy -> ImportError
     try:
+        if not _store_without_numpy():
+            del sys.modules["numpy"]
         yield
     finally:
         if sys.modules.get("numpy", False) is None:
             del sys.modules["numpy"]
+
+
+def _store_without_numpy() -> bool:
+    """Whether the store's modules import while NumPy is marked absent. The import is tried
+    before the hunt runs anything, so a failed one leaves nothing half done (Python drops
+    the modules whose import failed; the hunt imports them again)."""
+    try:
+        import kestrel.store  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "numpy":
+            raise
+        return False
+    return True
 
 
 def read(path: Path | None) -> str:
