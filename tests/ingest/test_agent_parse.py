@@ -157,6 +157,20 @@ def test_batch_parse_equals_record_by_record(
     assert rows >= len(_EPOCHS) + 8 and (rejects > 0) == (records is _ODD)
 
 
+@pytest.mark.parametrize("kind", ["process", "network", "file", "system"])
+def test_one_kind_runs_equal_record_by_record(fixtures: Path, kind: str) -> None:
+    """A run of one payload type reads its fields with `astuple` (not `attrgetter`): the
+    same rows as the reference for each type, with the fixtures' every field."""
+    lines = fixtures.joinpath("agent", "envelopes.jsonl").read_bytes().splitlines()
+    same = [line for line in lines if json.loads(line).get("event_type") == kind]
+    assert same, f"no {kind} envelope in the fixtures"
+    run = _runs(b"\n".join(same * 3) + b"\n")[0]
+    payloads = [agent._decode(raw).payload for raw in run.raws]
+    assert len({type(p) for p in payloads}) == 1  # the one-type path is taken
+    new, old = agent.normalize(run), _reference(run)
+    assert new.batch.equals(old.batch) and _rejects(new) == _rejects(old)
+
+
 def test_epoch_times_take_the_array_path_and_match_iso():
     """The all-epoch run builds its times as an array (the fast path is really taken)."""
     stamps: list[str | int | float] = [e["timestamp"] for e in _EPOCHS]

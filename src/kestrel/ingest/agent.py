@@ -271,7 +271,7 @@ def _columns(events: Sequence[_Event], raws: Sequence[bytes]) -> dict[str, Any]:
     if not events:
         return {name: [] for name in ("event_id", "time", "raw", *_COPIED)}
     kinds, agent_ids, stamps, payloads = zip(*map(_envelope, events), strict=True)
-    read = dict(zip(_READ, zip(*map(_read, payloads), strict=True), strict=True))
+    read = _payload_columns(payloads)
     hosts = [h or a for h, a in zip(read["hostname"], agent_ids, strict=True)]
     cols: dict[str, Any] = {
         # `event_id("agent", raw)` inline: one C call per event, no Python frame
@@ -289,6 +289,21 @@ def _columns(events: Sequence[_Event], raws: Sequence[bytes]) -> dict[str, Any]:
         cols[name] = read[name]
     cols.update(_derived(kinds, read, payloads))
     return cols
+
+
+def _payload_columns(payloads: Sequence[_Payload]) -> Mapping[str, Sequence[Any]]:
+    """Each `_READ` attribute of the payloads as a column. When all are of one type (a run
+    of one kind of event), each payload's fields come out in one `msgspec.structs.astuple`
+    call (1,000 process payloads: 0.56 us per event against 1.5 with `attrgetter`, which
+    looks every name up); a mixed run is read with `attrgetter`."""
+    types = set(map(type, payloads))
+    if len(types) != 1:
+        return dict(zip(_READ, zip(*map(_read, payloads), strict=True), strict=True))
+    names = msgspec.structs.fields(payloads[0])
+    rows = map(msgspec.structs.astuple, payloads)
+    found = dict(zip((f.name for f in names), zip(*rows, strict=True), strict=True))
+    none = (None,) * len(payloads)
+    return {name: found.get(name, none) for name in _READ}
 
 
 def _activities(
