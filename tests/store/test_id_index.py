@@ -80,7 +80,7 @@ def reopened_check(store: DuckDBStore, path: Path, stored: list[str]) -> None:
     store.close()
     again = DuckDBStore(path)
     again.index_event_ids()
-    assert again._ids.enabled
+    assert again._ids[0].enabled
     assert _known(again, stored + _ids(90_000, 90_010)) == sorted(stored)
     cursor = again.cursor()  # shares the filter, sees the other connection's inserts
     again.insert_new(_batch(_ids(90_000, 90_003)))
@@ -95,7 +95,7 @@ def test_a_key_hit_is_checked_exactly() -> None:
     real = _ids(0, 1)[0]
     store.append(_batch([real]))
     twin = real[:16] + ("0" if real[16] != "0" else "1") + real[17:]  # same key, new id
-    assert store._ids.maybe_stored(pa.array([twin])).tolist() == [True]
+    assert store._ids[0].maybe_stored(pa.array([twin])).tolist() == [True]
     assert _known(store, [twin, real]) == [real]
 
 
@@ -112,7 +112,7 @@ def test_past_the_limit_the_filter_turns_off(monkeypatch: pytest.MonkeyPatch) ->
     store = DuckDBStore(":memory:")
     store.index_event_ids()
     store.append(_batch(_ids(0, 80)))
-    assert store._ids.enabled
+    assert store._ids[0].enabled
     store.append(_batch(_ids(80, 160), 5))
-    assert not store._ids.enabled  # every check goes to DuckDB again, still exact
+    assert not store._ids[0].enabled  # every check goes to DuckDB again, still exact
     assert _known(store, _ids(150, 170)) == sorted(_ids(150, 160))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -37,8 +37,10 @@ from kestrel.store.base import (
     time_span,
     unique_by_event_id,
 )
-from kestrel.store.id_index import IdIndex
 from kestrel.store.tables import REJECTED_SCHEMA, events_ddl, rejected_ddl
+
+if TYPE_CHECKING:
+    from kestrel.store.id_index import IdIndex
 
 SCHEMA_VERSION = 1
 # The raw record is most of a row's bytes. zstd stores it 9x smaller than DuckDB's default
@@ -68,7 +70,9 @@ class DuckDBStore:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         # DuckDB's default buffer pool is 80 % of RAM; ingest must stay small beside readers.
         self._con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'").fetchall()
-        self._ids = IdIndex()  # shared with every `cursor`: off until `index_event_ids`
+        # the id filter, shared with every `cursor`: none until `index_event_ids` (which
+        # imports NumPy then, not at start-up: `kestrel hunt` starts without it)
+        self._ids: list[IdIndex] = []
         self._migrate()
 
     def index_event_ids(self) -> None:
@@ -78,9 +82,14 @@ class DuckDBStore:
         row). Loads the stored ids once (8 bytes each in memory). Every insert into
         ``events`` goes through `_insert`, which adds its ids after the commit."""
         self._refuse_if_stopped()
+        if self._ids:
+            return
+        from kestrel.store.id_index import IdIndex
+
+        self._ids.append(IdIndex())
         cursor = self._con.cursor()
         try:
-            self._ids.start(cursor.sql("SELECT event_id FROM events").to_arrow_reader(1 << 20))
+            self._ids[0].start(cursor.sql("SELECT event_id FROM events").to_arrow_reader(1 << 20))
         finally:
             cursor.close()
 
@@ -143,12 +152,13 @@ class DuckDBStore:
             self._con.execute("INSERT INTO events SELECT * FROM _incoming").fetchall()
         finally:
             self._con.unregister("_incoming")
-        self._ids.add(rows.column("event_id"))  # committed (autocommit): now stored
+        for index in self._ids:  # committed (autocommit): now stored
+            index.add(rows.column("event_id"))
 
     def known_event_ids(self, ids: pa.Array | pa.ChunkedArray, span: Span | None) -> pa.Array:
         self._refuse_if_stopped()
-        if self._ids.enabled and len(ids):  # only the ids the filter may hold
-            maybe = self._ids.maybe_stored(ids)
+        if self._ids and self._ids[0].enabled and len(ids):  # ids the filter may hold
+            maybe = self._ids[0].maybe_stored(ids)
             ids = ids.filter(pa.array(maybe)) if maybe.any() else ids.slice(0, 0)
         if len(ids) == 0:
             return pa.array([], pa.string())
