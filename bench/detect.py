@@ -53,6 +53,27 @@ OPS = np.array(
     ]
 )
 SERVICES = np.array(["ec2", "s3", "s3", "s3", "sts", "kms", "ssm", "sqs", "ec2", "sts"])
+# each operation's requestParameters as CloudTrail writes them (shortened): the raw record
+# carries the field names and values the sensitive-operation rules' text gates look for, so
+# the bench does not let those gates skip rows that real records would send to the JSON tests
+PARAMS = np.array(
+    [
+        '{"instancesSet":{"items":[{"instanceId":"i-0a1b2c3d4e5f60718"}]},"filterSet":{}}',
+        '{"bucketName":"data-lake-prod","key":"exports/2024/05/part-00017.parquet",'
+        '"Host":"data-lake-prod.s3.us-east-1.amazonaws.com"}',
+        '{"bucketName":"data-lake-prod","key":"uploads/batch-4411.json",'
+        '"x-amz-server-side-encryption":"aws:kms"}',
+        "null",
+        '{"roleArn":"arn:aws:iam::111122223333:role/app-runner","roleSessionName":"botocore",'
+        '"durationSeconds":3600}',
+        '{"encryptionAlgorithm":"SYMMETRIC_DEFAULT","keyId":"alias/app"}',
+        '{"name":"/app/prod/feature-flags","withDecryption":false}',
+        '{"queueUrl":"https://sqs.us-east-1.amazonaws.com/111122223333/jobs"}',
+        '{"resourcesSet":{"items":[{"resourceId":"i-0a1b2c3d4e5f60718"}]},'
+        '"tagSet":{"items":[{"key":"team","value":"ml"}]}}',
+        "null",
+    ]
+)
 METRICS = np.array(["gpu_util", "mem_util", "power_watts"])
 
 
@@ -75,11 +96,16 @@ def api_events(n: int, principals: int, rng: np.random.Generator) -> pl.DataFram
     )
     eid = pl.format("ct-{}", pl.int_range(pl.len()))
     raw = pl.concat_str(
-        pl.lit('{"eventID":"'),
+        pl.lit('{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","arn":"'),
+        pl.col("entity_id"),
+        pl.lit('","accountId":"111122223333"},"eventID":"'),
         eid,
         pl.lit('","eventName":"'),
         pl.col("cloud_operation"),
-        pl.lit('","requestParameters":null}'),
+        pl.lit('","userAgent":"aws-cli/2.15.30 Python/3.11.8 Linux/6.1 botocore/2.4.5",'),
+        pl.lit('"requestParameters":'),
+        pl.Series(PARAMS).gather(op),
+        pl.lit(',"readOnly":false,"eventType":"AwsApiCall"}'),
     )
     error = pl.when(pl.col("denied")).then(pl.lit("AccessDenied")).otherwise(None)
     return frame.with_columns(
