@@ -39,11 +39,10 @@ from kestrel.detect.cloud.arrays import (
     CodedBaseline,
     CodedHourMask,
     first_rows,
-    global_codes,
     group_ids,
     local_hours,
     micros_series,
-    time_micros,
+    window_groups,
 )
 from kestrel.detect.cloud.common import (
     DENIED,
@@ -123,15 +122,9 @@ class CloudAPIAbuseDetector(StatefulDetector):
     def _windows(self, batch: Batch, rows: I64) -> _Windows:
         """Calls, distinct regions (a null region counts as one), denied calls and the IAM
         share per (entity, window) of the calls ``rows``."""
-        step = int(self.window / timedelta(microseconds=1))
-        t = time_micros(batch)[rows]
-        wstart = t - t % step
-        origin = int(wstart.min())
-        wi = (wstart - origin) // step
-        nw = int(wi.max()) + 1
-        codes_row = global_codes(coded_column(batch, "entity_id"), self._book, rows)
-        keys_row = codes_row * nw + wi
-        ids, keys = group_ids(keys_row, len(self._book) * nw)
+        wg = window_groups(batch, rows, self.window, coded_column(batch, "entity_id"), self._book)
+        ids, keys, keys_row = wg.ids, wg.keys, wg.keys_row
+        nw, origin, step = wg.nw, wg.origin, wg.step
         g = len(keys)
         region = coded_column(batch, "cloud_region")
         r = region.codes[rows]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -105,6 +106,39 @@ def time_micros(batch: Batch) -> I64:
     """``time`` of every row as int64 microseconds since the epoch (UTC)."""
     col = pc.cast(batch.column("time"), pa.int64())
     return np.asarray(col.to_numpy(), dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowGroups:
+    """The (entity, window) groups of a batch's rows: ``keys`` are ``entity code * nw +
+    window index`` (windows of ``step`` µs from ``origin``), in key order; per row its time
+    ``t``, entity code ``codes_row``, key ``keys_row`` and group ``ids``."""
+
+    step: int
+    origin: int
+    nw: int
+    t: I64
+    codes_row: I64
+    keys_row: I64
+    ids: I64
+    keys: I64
+
+
+def window_groups(
+    batch: Batch, rows: I64, window: timedelta, entity: Coded, book: CodeBook
+) -> WindowGroups:
+    """Group ``rows`` of ``batch`` by (entity, window): what api_abuse and gpu_hijack both
+    score, with ``entity`` the batch's coded ``entity_id`` and ``book`` the detector's codes."""
+    step = int(window / timedelta(microseconds=1))
+    t = time_micros(batch)[rows]
+    wstart = t - t % step
+    origin = int(wstart.min())
+    wi = (wstart - origin) // step
+    nw = int(wi.max()) + 1
+    codes_row = global_codes(entity, book, rows)
+    keys_row = codes_row * nw + wi
+    ids, keys = group_ids(keys_row, len(book) * nw)
+    return WindowGroups(step, origin, nw, t, codes_row, keys_row, ids, keys)
 
 
 def group_ids(keys: I64, space: int) -> tuple[I64, I64]:

@@ -46,13 +46,12 @@ from kestrel.detect.cloud.arrays import (
     CodeBook,
     CodedBaseline,
     first_rows,
-    global_codes,
-    group_ids,
     grow,
     local_hours,
     micros_series,
     time_micros,
     to_micros,
+    window_groups,
 )
 from kestrel.detect.cloud.common import (
     RUN_SCHEMA,
@@ -148,17 +147,12 @@ class GPUHijackDetector(StatefulDetector):
 
     def _windows(self, batch: Batch, rows: I64, is_util: B) -> _Windows:
         """The batch's (entity, window) groups of its utilisation and power samples."""
-        step = int(self.window / timedelta(microseconds=1))
-        t = time_micros(batch)[rows]
-        wstart = t - t % step
-        origin = int(wstart.min())
-        wi = (wstart - origin) // step
-        nw = int(wi.max()) + 1
         entity = coded_column(batch, "entity_id")
-        codes_row = global_codes(entity, self._book, rows)
+        wg = window_groups(batch, rows, self.window, entity, self._book)
+        ids, keys, codes_row, t = wg.ids, wg.keys, wg.codes_row, wg.t
+        nw, origin, step = wg.nw, wg.origin, wg.step
         table = np.full(len(entity.values) + 1, -1, dtype=np.int64)
         table[entity.codes[rows]] = codes_row
-        ids, keys = group_ids(codes_row * nw + wi, len(self._book) * nw)
         g = len(keys)
         values = batch.column("metric_value")
         value = np.asarray(pc.fill_null(pc.cast(values, pa.float64()), np.nan).to_numpy(),
