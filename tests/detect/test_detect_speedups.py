@@ -215,26 +215,33 @@ def test_shared_batch_columns_change_no_finding(generated_day: list[Batch]) -> N
     assert {f.detector for f in want} >= {"gpu_hijack", "api_abuse"}
 
 
-def test_gated_sensitive_match_equals_the_full_match(datasets: Path) -> None:
-    """`NewBehaviourDetector._match` (rules and rows gated by operation / service / principal
-    type before any JSON path) gives exactly `match` over every row and every rule, on real
-    CloudTrail records (Stratus detonations and Panther's rule cases, one store each)."""
-    from kestrel.detect.cloud.new_behaviour import _COLUMNS, NewBehaviourDetector
-    from kestrel.detect.cloud.sensitive import match
+def _stored_events(datasets: Path, *names: str) -> pl.DataFrame:
+    """The records of the eval datasets ``names`` as a store hands them to new_behaviour."""
+    from kestrel.detect.cloud.new_behaviour import _COLUMNS
     from kestrel.eval.cloud import _ingest
     from kestrel.eval.datasets import load
     from kestrel.store import DuckDBStore, EventFilter
 
+    records = [r for name in names for g in load(name, datasets) for r in g.records]
+    store = DuckDBStore(":memory:")
+    try:
+        _ingest(store, records)
+        return frame(store.events(EventFilter()), _COLUMNS)
+    finally:
+        store.close()
+
+
+def test_gated_sensitive_match_equals_the_full_match(datasets: Path) -> None:
+    """`NewBehaviourDetector._match` (rules and rows gated by operation / service / principal
+    type before any JSON path) gives exactly `match` over every row and every rule, on real
+    CloudTrail records (Stratus detonations and Panther's rule cases, one store each)."""
+    from kestrel.detect.cloud.new_behaviour import NewBehaviourDetector
+    from kestrel.detect.cloud.sensitive import match
+
     det = NewBehaviourDetector()
     total = 0
     for name in ("stratus", "panther"):
-        records = [r for g in load(name, datasets) for r in g.records]
-        store = DuckDBStore(":memory:")
-        try:
-            _ingest(store, records)
-            events = frame(store.events(EventFilter()), _COLUMNS)
-        finally:
-            store.close()
+        events = _stored_events(datasets, name)
         want = match(events, det.rules).sort("event_id", "rule")
         got = det._match(events).sort("event_id", "rule")
         assert got.equals(want), name
@@ -248,7 +255,6 @@ def test_shared_json_tests_equal_the_plain_paths(datasets: Path) -> None:
     with ``params`` skips records without the fields' names. Both against the plain
     expressions on every row: real CloudTrail records plus records that spell the words
     with escapes."""
-    from kestrel.detect.cloud.new_behaviour import _COLUMNS
     from kestrel.detect.cloud.sensitive import (
         _field,
         load_table,
@@ -257,18 +263,8 @@ def test_shared_json_tests_equal_the_plain_paths(datasets: Path) -> None:
         succeeded,
         with_shared,
     )
-    from kestrel.eval.cloud import _ingest
-    from kestrel.eval.datasets import load
-    from kestrel.store import DuckDBStore, EventFilter
 
-    records = [r for name in ("stratus", "panther") for g in load(name, datasets)
-               for r in g.records]  # fmt: skip
-    store = DuckDBStore(":memory:")
-    try:
-        _ingest(store, records)
-        events = frame(store.events(EventFilter()), _COLUMNS)
-    finally:
-        store.close()
+    events = _stored_events(datasets, "stratus", "panther")
     escaped = events.head(6).with_columns(
         pl.Series("raw", [
             '{"eventType":"AwsService\\u0045vent","responseElements":null}',
@@ -430,20 +426,10 @@ def test_text_gates_hold_wherever_their_rule_matches(datasets: Path) -> None:
     may drop the other rows before the JSON paths; and `_match`, which does, equals
     `match` over every row. Real CloudTrail records plus records that spell the field
     names with escapes or hold a ``when`` pattern."""
-    from kestrel.detect.cloud.new_behaviour import _COLUMNS, NewBehaviourDetector
+    from kestrel.detect.cloud.new_behaviour import NewBehaviourDetector
     from kestrel.detect.cloud.sensitive import match, with_shared
-    from kestrel.eval.cloud import _ingest
-    from kestrel.eval.datasets import load
-    from kestrel.store import DuckDBStore, EventFilter
 
-    records = [r for name in ("stratus", "panther") for g in load(name, datasets)
-               for r in g.records]  # fmt: skip
-    store = DuckDBStore(":memory:")
-    try:
-        _ingest(store, records)
-        events = frame(store.events(EventFilter()), _COLUMNS)
-    finally:
-        store.close()
+    events = _stored_events(datasets, "stratus", "panther")
     crafted = events.head(4).with_columns(
         pl.Series("raw", [
             '{"requestParameters":{"k\\u0065y":"HOW_TO_DECRYPT.txt"}}',
