@@ -316,10 +316,8 @@ def _conflicts(outcomes: list[Outcome]) -> dict[str, Any]:
     """The records scored positive because their event is another rule's positive case
     (`Record.conflict`), and the event scores with every record labelled as written."""
     moved = [o for o in outcomes if o.record.conflict]
-    as_written = [o if not o.record.conflict else
-                  Outcome(o.group, replace(o.record, positive=False, conflict=""),
-                          o.detectors, o.signals, o.rejected, o.severities)
-                  for o in outcomes]  # fmt: skip
+    as_written = [replace(o, record=replace(o.record, positive=False, conflict=""))
+                  if o.record.conflict else o for o in outcomes]  # fmt: skip
     return {"records": len(moved),
             "flagged": sum(o.flagged for o in moved),
             "cases": [{**_brief(o), "positive_for": o.record.conflict} for o in moved],
