@@ -9,8 +9,8 @@ Runs `kestrel.detect.cloud.CLOUD_DETECTORS` (fresh) and `EntityProfiler` over:
   rewritten so that the sensitive rules the bench's operations name do match (ransom-note
   keys, ``withDecryption``: true, SSE-C headers, \\u escapes, service-linked roles).
 
-Every finding (its repr: every field) and every state table (rows as Python values) goes
-into one JSON file; ``--check`` compares a new run with a file written before a change and
+Every finding (its repr: every field) and every state table (rows as Python values), each
+list sorted (some come out in hash order), goes into one JSON file; ``--check`` compares a new run with a file written before a change and
 exits 1 on the first difference.
 
     .venv/bin/python -m bench.detect_equiv --write /tmp/ref.json   # at the start commit
@@ -63,7 +63,9 @@ def run(batches: list[Batch]) -> dict[str, Any]:
             state[f"{name}.{key}"] = [repr(r) for r in table.to_pylist()]
     for key, table in profiler.state().items():
         state[f"profiles.{key}"] = [repr(r) for r in table.to_pylist()]
-    return {"findings": findings, "state": state}
+    # findings and rows in a stable order: several detectors emit them in hash order
+    # (group_by without maintain_order), which differs between processes
+    return {"findings": sorted(findings), "state": {k: sorted(v) for k, v in state.items()}}
 
 
 def cases(quick: bool) -> Iterator[tuple[str, list[Batch]]]:
