@@ -10,8 +10,8 @@ Runs `kestrel.detect.cloud.CLOUD_DETECTORS` (fresh) and `EntityProfiler` over:
   keys, ``withDecryption``: true, SSE-C headers, \\u escapes, service-linked roles).
 
 Every finding (its repr: every field) and every state table (rows as Python values), each
-list sorted (some come out in hash order), goes into one JSON file; ``--check`` compares a new run with a file written before a change and
-exits 1 on the first difference.
+list sorted (some come out in hash order), goes into one JSON file; ``--check`` compares a
+new run with a file written before a change, names what differs and exits 1 if anything does.
 
     .venv/bin/python -m bench.detect_equiv --write /tmp/ref.json   # at the start commit
     .venv/bin/python -m bench.detect_equiv --check /tmp/ref.json   # after each change
