@@ -17,6 +17,8 @@
   before the JSON paths; `match` over every row is the reference. Window starts and UTC
   hours from int64 microseconds in NumPy; Polars' ``dt.truncate`` / ``dt.hour`` are the
   reference.
+* The text gate also runs each rule's value patterns on the raw text (`value_gate`); the
+  JSON path test itself is the reference, over real records and every kind of JSON value.
 """
 
 from __future__ import annotations
@@ -484,3 +486,68 @@ def test_numpy_windows_and_hours_equal_polars(minutes: int) -> None:
     assert got.equals(want)
     hours = _utc_hour(times.to_frame(), t)
     assert hours.tolist() == times.dt.hour().to_list()
+
+
+# values put at each rule's request paths: strings the rules look for and their near
+# misses, escapes, true / false / null, numbers the JSON path prints anew, objects, arrays
+_VALUES: list[Any] = [
+    "true", "false", True, False, None, 0, 1e5, -3, 1.50, "", "*", "No", "Yes", "Failure",
+    "userData", "Suspended", "Disabled", "enabled", "PUBLIC_READ", "device_code",
+    "0.0.0.0/0", "10.0.0.0/8", "allow", "deny", "HOW_TO_DECRYPT.txt", "x/Recover_Files.HTML",
+    "ransom/a.txt", "notes/ransom.txt.bak", "uploads/batch-4411.json", 'a"b', "a\\b", "é/ransom.md",
+    "arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/ReadOnlyAccess",
+    "p4d.24xlarge", "t3.micro", {"value": "g5.xlarge"}, {"items": [{"group": "all"}]},
+    {"items": [{"userId": "123456789012"}]}, ["123456789012"], [], {"Days": 3},
+    {"Rules": [{"Expiration": {"Days": 3}, "Status": "Enabled"}]}, {"Status": "Suspended"},
+    '{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject"}]}',
+    {"Statement": [{"Effect": "Allow", "Action": ["*"]}]}, {"AWS": ["*"]},
+]  # fmt: skip
+
+
+def _nested(path: str, value: Any) -> dict[str, Any]:
+    out: Any = value
+    for key in reversed(path.split(".")):
+        out = {key: out}
+    return dict(out)
+
+
+def test_value_gates_pass_every_record_whose_value_matches(datasets: Path) -> None:
+    """`value_gate` (a rule's value pattern rewritten to run on the raw text, no JSON path)
+    is true wherever the JSON test it stands in front of is: every table pattern over real
+    CloudTrail records and over records holding each of `_VALUES` at the pattern's path,
+    written compact, with spaces, indented and with every non-ASCII character escaped, beside
+    a ``readOnly: true`` and a number under the same field name elsewhere. And it drops
+    records: the gate is no plain ``True``."""
+    import json
+
+    from kestrel.detect.cloud.sensitive import _field, load_table, value_gate
+
+    real = _stored_events(datasets, "stratus", "panther")["raw"].to_list()
+    params = [p for r in load_table() for p in (*r.params, *r.params_unless)]
+    gated = dropped = matched = 0
+    for path, pattern in params:
+        gate = value_gate(path, pattern)
+        if gate is None:
+            continue
+        gated += 1
+        name = path.rsplit(".", 1)[-1]
+        raws = list(real)
+        for value in _VALUES:
+            doc = {"eventName": "X", "readOnly": True, **_nested(path, value)}
+            doc["elsewhere"] = {"x": 1, name + "Count": 2}
+            raws += [
+                json.dumps(doc, separators=(",", ":"), ensure_ascii=False),
+                json.dumps(doc, ensure_ascii=False),
+                json.dumps(doc, indent=2, ensure_ascii=False),
+                json.dumps(doc),
+            ]
+        frame = pl.DataFrame({"raw": raws})
+        got = frame.select(
+            _field(path).str.contains(pattern).fill_null(False).alias("want"),
+            gate.alias("gate"),
+        )
+        missed = got.filter(pl.col("want") & ~pl.col("gate"))
+        assert missed.is_empty(), (path, pattern, frame.filter(got["want"] & ~got["gate"]))
+        matched += int(got["want"].sum())
+        dropped += int((~got["gate"]).sum())
+    assert gated >= 30 and matched > 100 and dropped > 10_000

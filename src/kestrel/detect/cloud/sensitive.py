@@ -83,14 +83,17 @@ class SensitiveRule:
 
     def text_gate(self) -> pl.Expr | None:
         """What ``raw`` must hold for this rule to match a row, tested on the text (no JSON
-        path): the request fields' names (`keys_present`) and every ``when`` pattern, each
-        of which `expr` requires; None when the rule has neither. Rows that pass `gate` but
-        not this cannot match, so `NewBehaviourDetector` drops them before the shared JSON
-        tests (`with_shared`)."""
+        path): the request fields' names (`keys_present`), each ``params`` value's pattern
+        (`value_gate`) and every ``when`` pattern, each of which `expr` requires; None when
+        the rule has none. Rows that pass `gate` but not this cannot match, so
+        `NewBehaviourDetector` drops them before the shared JSON tests (`with_shared`)."""
         raw = pl.col("raw").fill_null("")
         tests = [raw.str.contains(pattern) for pattern in self.when]
         if self.params:
             tests.append(self.keys_present())
+        tests.extend(
+            g for path, pattern in self.params if (g := value_gate(path, pattern)) is not None
+        )
         return pl.all_horizontal(tests) if tests else None
 
     def expr(self) -> pl.Expr:
@@ -118,6 +121,82 @@ class SensitiveRule:
             target = _field("requestParameters.userName")
             out = out & target.is_not_null() & (target != pl.col("user_name").fill_null(""))
         return out.fill_null(False)
+
+
+def value_gate(path: str, pattern: str) -> pl.Expr | None:
+    """True on every record whose value at ``path`` can match ``pattern`` (and on some
+    others), tested on the raw text with no JSON path; None when ``pattern`` is not one it
+    can rewrite.
+
+    Where the record's text holds no backslash (no escape), a string value stands in it
+    verbatim between quotes after ``"name":`` (``name`` the path's last key), and a
+    true / false / null value verbatim after ``"name":``; so a match of ``pattern`` in the
+    value is a match in the text of ``pattern`` with its start anchors (``^``, ``\\A``)
+    turned into that prefix, its end anchors (``$``, ``\\z``) into what may follow a value,
+    and its word-boundary assertions dropped (each rewrite only widens what matches).
+    Numbers (which the JSON path prints as it parses them: ``1e5`` is ``100000.0``),
+    objects and arrays (printed anew) are not verbatim: a record where any ``"name":`` is
+    followed by one passes whatever it holds, and so does one with a backslash."""
+    name = _regex_escape(path.rsplit(".", 1)[-1])
+    regex = _value_regex(pattern, name)
+    if regex is None:
+        return None
+    raw = pl.col("raw").fill_null("")
+    return (
+        raw.str.contains("\\", literal=True)
+        | raw.str.contains(f'"{name}"\\s*:\\s*[\\[{{0-9-]')
+        | raw.str.contains(regex)
+    )
+
+
+def _regex_escape(text: str) -> str:
+    """``text`` as a literal in the Rust regex syntax Polars uses."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$#&-~" else c for c in text)
+
+
+def _value_regex(pattern: str, name: str) -> str | None:
+    """``pattern`` rewritten to match the text of a record where it matches the value after
+    ``"name":`` (`value_gate`), or None: a pattern with inline flags it does not follow
+    (``x``: spaces and comments; ``m`` / ``s`` / ``R``: lines) or a class it cannot scan."""
+    start = f'"{name}"\\s*:\\s*"?'
+    end = '"?[\\s,}\\]]'
+    out: list[str] = []
+    i, depth = 0, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if depth == 0 and nxt in "AzbB":
+                out.append(f"(?:{start})" if nxt == "A" else f"(?:{end})" if nxt == "z" else "")
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if depth == 0 and c == "(" and pattern.startswith("(?", i):
+            flags = pattern[i + 2 :].split(")", 1)[0].split(":", 1)[0]
+            if any(f in flags for f in "xmsR"):
+                return None
+        if c == "[":
+            depth += 1
+            out.append(c)
+            i += 1
+            # a ']' first in a class (after any '^') is a literal
+            if pattern.startswith("^", i):
+                out.append("^")
+                i += 1
+            if pattern.startswith("]", i):
+                out.append("]")
+                i += 1
+            continue
+        if c == "]" and depth:
+            depth -= 1
+        elif depth == 0 and c == "^":
+            c = f"(?:{start})"
+        elif depth == 0 and c == "$":
+            c = f"(?:{end})"
+        out.append(c)
+        i += 1
+    return None if depth else "".join(out)
 
 
 SHARED = ("_succeeded", "_linked", "_aws_event")
