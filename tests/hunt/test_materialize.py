@@ -172,6 +172,47 @@ def test_json_batches_joined_the_same_by_python_and_arrow(rows: int) -> None:
     assert json.loads(b"[" + joined + b"]") == [json.loads(t) for t in texts]
 
 
+@pytest.mark.parametrize("rows", [1, 2, 65_536, 65_537, 150_000])
+def test_json_rows_streamed_as_arrow_holds_them(rows: int) -> None:
+    # each row's text carries its comma and a batch goes out as one view of Arrow's data
+    # buffer: over several batches (65,536 rows each) the text is the rows, in order, one
+    # comma between two rows and none after the last
+    import pyarrow as pa
+    from sqlglot import exp
+
+    from kestrel.hunt.rows import QueryRows
+
+    names = [f'p{i},"}}é\\' if i % 3 else None for i in range(rows)]
+    store = DuckDBStore(":memory:")
+    try:
+        store.register("t", pa.table({"i": list(range(rows)), "name": names}))
+        query = exp.select("i", "name").from_("t").order_by("i")
+        chunks = list(QueryRows(store, query).json_chunks())
+    finally:
+        store.close()
+    text = b"".join(chunks)
+    assert len(chunks) == -(-rows // 65_536)
+    assert text == ",".join(json.dumps({"i": i, "name": n}, ensure_ascii=False,
+                                       separators=(",", ":"))
+                            for i, n in enumerate(names)).encode()  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string"])
+def test_a_batch_text_is_its_rows_only(kind: str) -> None:
+    # a slice of an Arrow array shares its parent's buffer: only its own rows are shown
+    import pyarrow as pa
+
+    from kestrel.hunt.rows import _text
+
+    array = pa.array(["a,", "bé,", "", "cd,", "e,"], getattr(pa, kind)())
+    assert bytes(_text(array)) == "a,bé,cd,e,".encode()
+    assert bytes(_text(array.slice(1, 3))) == "bé,cd,".encode()
+    assert bytes(_text(array.slice(4, 1))) == b"e,"
+    assert bytes(_text(pa.chunked_array([array.slice(0, 2), array.slice(3, 2)]))) == (
+        "a,bé,cd,e,".encode()
+    )
+
+
 def test_json_times_are_utc_iso_text() -> None:
     # DuckDB writes the times (`make_timestamp(epoch_us(t))`, no ICU): the same text as
     # Python's isoformat in UTC, before 1970 and with another session time zone too

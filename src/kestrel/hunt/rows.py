@@ -63,13 +63,14 @@ class QueryRows:
             yield polars_rows(self.table())
             return
         sql = self._sql(_as_json(self._query, self.table(0).schema))
-        first = True
+        held: bytes | memoryview | None = None  # the text so far, each row's comma after it
         for batch in batches(sql, BATCH_ROWS):
             if batch.num_rows:
-                if not first:
-                    yield b","
-                yield _joined(batch.column(0))
-                first = False
+                if held is not None:
+                    yield held
+                held = _text(batch.column(0))
+        if held is not None:
+            yield held[:-1]  # the last row's comma
 
     def _sql(self, query: exp.Expr) -> str:
         return sql(query, self._store.dialect)
@@ -105,7 +106,27 @@ def _as_json(query: exp.Select, schema: pa.Schema) -> exp.Select:
         key = exp.to_identifier(field.name, quoted=True)
         fields.append(exp.PropertyEQ(this=key, expression=value))
     row = exp.func("to_json", exp.Struct(expressions=fields))
-    return exp.select(row.as_("j")).from_(query.subquery("d"))
+    # each row's text ends with the comma that separates it from the next, so a batch's
+    # rows are shown as Arrow holds them: one run of bytes, joined by no one (`_text`)
+    text = exp.DPipe(this=exp.cast(row, "text"), expression=exp.Literal.string(","))
+    return exp.select(text.as_("j")).from_(query.subquery("d"))
+
+
+def _text(column: pa.ChunkedArray | pa.Array) -> bytes | memoryview:
+    """A column of strings (no nulls) as one text: for a plain Arrow string array, a view
+    of its data buffer from its first row's start to its last row's end (the offsets only
+    grow, so that run is the rows in order, nothing between them); else the rows joined."""
+    if isinstance(column, pa.StringArray | pa.LargeStringArray) and not column.null_count:
+        _, offsets, data = column.buffers()
+        if offsets is None or data is None:
+            return b""
+        bounds = memoryview(offsets).cast("i" if isinstance(column, pa.StringArray) else "q")
+        first = column.offset
+        return memoryview(data)[bounds[first] : bounds[first + len(column)]]
+    strings = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(strings) <= PYTHON_JOIN_ROWS:
+        return "".join(strings.to_pylist()).encode()
+    return _joined_by(strings, "")
 
 
 # Up to this many rows a batch's JSON strings are joined by Python: importing
@@ -119,8 +140,13 @@ def _joined(column: pa.ChunkedArray | pa.Array) -> bytes | memoryview:
     strings = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if len(strings) <= PYTHON_JOIN_ROWS:
         return ",".join(strings.to_pylist()).encode()
+    return _joined_by(strings, ",")
+
+
+def _joined_by(strings: pa.Array, separator: str) -> memoryview:
+    """The strings joined by Arrow, as a view of the joined text's buffer."""
     import pyarrow.compute as pc
 
     offsets = pa.array([0, len(strings)], pa.int32())
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, strings), ",")
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, strings), separator)
     return memoryview(joined[0].as_buffer())
