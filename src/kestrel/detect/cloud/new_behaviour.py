@@ -76,6 +76,10 @@ _READ_ONLY = r"^(Describe|List|Get|Head|Lookup|BatchGet|Search|Check|Preview|Tes
 _WIN = ["entity_id", "window_start"]
 # signal kind of a table row's level, for severity (`kestrel.findings.severity`)
 _KIND = {"high": "sensitive", "medium": "novelty", "low": "context"}
+# what `NewBehaviourDetector._gates` builds for a set of rules
+_Gates = tuple[
+    pl.Expr, list[pl.Expr], list[pl.Expr | None], list[tuple[tuple[SensitiveRule, ...], list[int]]]
+]
 
 
 class NewBehaviourDetector(StatefulDetector):
@@ -96,10 +100,7 @@ class NewBehaviourDetector(StatefulDetector):
         self.rules = load_table(Path(table) if table else DEFAULT_TABLE)
         self._by_id = {r.id: r for r in self.rules}
         self._min_count = {r.id: r.min_count for r in self.rules}
-        self._gate_cache: dict[
-            tuple[SensitiveRule, ...],
-            tuple[pl.Expr, list[tuple[tuple[SensitiveRule, ...], pl.Expr]]],
-        ] = {}
+        self._gate_cache: dict[tuple[SensitiveRule, ...], _Gates] = {}
         self._seen = _Seen(CodeBook())
         self._counts = _Counts(self._seen.book)
 
@@ -182,13 +183,25 @@ class NewBehaviourDetector(StatefulDetector):
         if present is None:  # the batch's operations
             present = set(events["cloud_operation"].drop_nulls().unique().to_list())
         rules = tuple(r for r in self.rules if not r.ops or present & set(r.ops))
-        gate, groups = self._gates(rules)
-        # the schema-column gate first (cheap, every row), then every group's gate with the
-        # text tests, on those rows only, in one pass
+        gate, flags_of, texts, groups = self._gates(rules)
+        # the schema-column gate first (cheap, every row), then each rule's gate on those
+        # rows (one pass), then each rule's text tests on the rows its gate let through only
         candidates = events.filter(gate)
-        flags = candidates.select([g.alias(f"_g{i}") for i, (_, g) in enumerate(groups)])
-        picks = [np.flatnonzero(flag.to_numpy()) for flag in flags.get_columns()]
-        kept = distinct_sorted(np.concatenate([np.zeros(0, np.int64), *picks]))
+        if candidates.is_empty():
+            return events.clear().with_columns(pl.lit(None, pl.String).alias("rule"))
+        flags = candidates.select(flags_of)
+        raw = candidates.select("raw")
+        passed = []
+        for flag, text in zip(flags.get_columns(), texts, strict=True):
+            rows = np.flatnonzero(flag.to_numpy())
+            if text is not None and len(rows):
+                rows = rows[raw[rows].select(text).to_series().to_numpy()]
+            passed.append(rows)
+        none = np.zeros(0, np.int64)
+        picks = [
+            distinct_sorted(np.concatenate([none, *(passed[i] for i in at)])) for _, at in groups
+        ]
+        kept = distinct_sorted(np.concatenate([none, *picks]))
         if not len(kept):
             return events.clear().with_columns(pl.lit(None, pl.String).alias("rule"))
         # the JSON paths every rule reads, once per row that some group's gate lets through
@@ -196,25 +209,31 @@ class NewBehaviourDetector(StatefulDetector):
         parts = []
         for (group, _), picked in zip(groups, picks, strict=True):
             if len(picked):
-                rows = np.searchsorted(kept, picked)
-                parts.append(match(gated[rows], group).drop(SHARED))
+                at = np.searchsorted(kept, picked)
+                parts.append(match(gated[at], group).drop(SHARED))
         return pl.concat(parts)
 
-    def _gates(
-        self, rules: tuple[SensitiveRule, ...]
-    ) -> tuple[pl.Expr, list[tuple[tuple[SensitiveRule, ...], pl.Expr]]]:
-        """The gate of any of ``rules`` and each linked group's gate (rules that name each
-        other in ``unless_rules`` go together), built once per set of rules (a batch's
-        operations pick the set; building the expressions cost more than running them)."""
+    def _gates(self, rules: tuple[SensitiveRule, ...]) -> _Gates:
+        """For ``rules``: the gate of any of them; each rule's gate (`SensitiveRule.gate`)
+        and its text tests (`SensitiveRule.text_gate`, None when it has none), rule by rule
+        in linked-group order; and each linked group (rules that name each other in
+        ``unless_rules`` go together) with the positions of its rules. Built once per set
+        of rules (a batch's operations pick the set; building the expressions cost more
+        than running them)."""
         cached = self._gate_cache.get(rules)
         if cached is None:
-
-            def any_gate(group: tuple[SensitiveRule, ...], text: bool) -> pl.Expr:
-                gates = [_gate(r, text) for r in group]
-                return pl.any_horizontal(pl.lit(False), *gates).fill_null(False)
-
-            groups = [(g, any_gate(g, text=True)) for g in _linked(rules)]
-            cached = any_gate(rules, text=False), groups
+            flags: list[pl.Expr] = []
+            texts: list[pl.Expr | None] = []
+            groups: list[tuple[tuple[SensitiveRule, ...], list[int]]] = []
+            for group in _linked(rules):
+                groups.append((group, list(range(len(flags), len(flags) + len(group)))))
+                for r in group:
+                    flags.append(r.gate().fill_null(False).alias(f"_r{len(flags)}"))
+                    text = r.text_gate()
+                    texts.append(None if text is None else text.fill_null(False))
+            gates = [r.gate() for r in rules]
+            any_gate = pl.any_horizontal(pl.lit(False), *gates).fill_null(False)
+            cached = any_gate, flags, texts, groups
             self._gate_cache[rules] = cached
         return cached
 
@@ -422,14 +441,6 @@ def _entity() -> pl.Expr:
     with no known caller is no less sensitive."""
     unknown = pl.lit("aws:unknown-principal:") + pl.col("cloud_account").fill_null("unknown")
     return pl.col("entity_id").fill_null(unknown)
-
-
-def _gate(rule: SensitiveRule, text: bool) -> pl.Expr:
-    """The rule's gate on schema columns, and with ``text`` its tests on the record's
-    text as well (`SensitiveRule.text_gate`)."""
-    gate = rule.gate()
-    extra = rule.text_gate() if text else None
-    return gate if extra is None else gate & extra
 
 
 def _linked(rules: tuple[SensitiveRule, ...]) -> list[tuple[SensitiveRule, ...]]:
