@@ -78,7 +78,7 @@ _WIN = ["entity_id", "window_start"]
 _KIND = {"high": "sensitive", "medium": "novelty", "low": "context"}
 # what `NewBehaviourDetector._gates` builds for a set of rules
 _Gates = tuple[
-    pl.Expr, list[pl.Expr], list[pl.Expr | None], list[tuple[tuple[SensitiveRule, ...], list[int]]]
+    list[pl.Expr], list[pl.Expr | None], list[tuple[tuple[SensitiveRule, ...], list[int]]]
 ]
 
 
@@ -183,19 +183,16 @@ class NewBehaviourDetector(StatefulDetector):
         if present is None:  # the batch's operations
             present = set(events["cloud_operation"].drop_nulls().unique().to_list())
         rules = tuple(r for r in self.rules if not r.ops or present & set(r.ops))
-        gate, flags_of, texts, groups = self._gates(rules)
-        # the schema-column gate first (cheap, every row), then each rule's gate on those
-        # rows (one pass), then each rule's text tests on the rows its gate let through only
-        candidates = events.filter(gate)
-        if candidates.is_empty():
-            return events.clear().with_columns(pl.lit(None, pl.String).alias("rule"))
-        flags = candidates.select(flags_of)
-        raw = candidates.select("raw")
+        flags_of, texts, groups = self._gates(rules)
+        # each rule's schema-column gate on every row (one pass), then its text tests on
+        # the rows its gate let through only
+        flags = events.select(flags_of)
+        raw = events.get_column("raw")
         passed = []
         for flag, text in zip(flags.get_columns(), texts, strict=True):
             rows = np.flatnonzero(flag.to_numpy())
             if text is not None and len(rows):
-                rows = rows[raw[rows].select(text).to_series().to_numpy()]
+                rows = rows[pl.DataFrame([raw.gather(rows)]).select(text).to_series().to_numpy()]
             passed.append(rows)
         none = np.zeros(0, np.int64)
         picks = [
@@ -205,7 +202,7 @@ class NewBehaviourDetector(StatefulDetector):
         if not len(kept):
             return events.clear().with_columns(pl.lit(None, pl.String).alias("rule"))
         # the JSON paths every rule reads, once per row that some group's gate lets through
-        gated = with_shared(candidates[kept])
+        gated = with_shared(events[kept])
         parts = []
         for (group, _), picked in zip(groups, picks, strict=True):
             if len(picked):
@@ -214,12 +211,11 @@ class NewBehaviourDetector(StatefulDetector):
         return pl.concat(parts)
 
     def _gates(self, rules: tuple[SensitiveRule, ...]) -> _Gates:
-        """For ``rules``: the gate of any of them; each rule's gate (`SensitiveRule.gate`)
-        and its text tests (`SensitiveRule.text_gate`, None when it has none), rule by rule
-        in linked-group order; and each linked group (rules that name each other in
-        ``unless_rules`` go together) with the positions of its rules. Built once per set
-        of rules (a batch's operations pick the set; building the expressions cost more
-        than running them)."""
+        """For ``rules``: each rule's gate (`SensitiveRule.gate`) and its text tests
+        (`SensitiveRule.text_gate`, None when it has none), rule by rule in linked-group
+        order; and each linked group (rules that name each other in ``unless_rules`` go
+        together) with the positions of its rules. Built once per set of rules (a batch's
+        operations pick the set; building the expressions cost more than running them)."""
         cached = self._gate_cache.get(rules)
         if cached is None:
             flags: list[pl.Expr] = []
@@ -231,9 +227,7 @@ class NewBehaviourDetector(StatefulDetector):
                     flags.append(r.gate().fill_null(False).alias(f"_r{len(flags)}"))
                     text = r.text_gate()
                     texts.append(None if text is None else text.fill_null(False))
-            gates = [r.gate() for r in rules]
-            any_gate = pl.any_horizontal(pl.lit(False), *gates).fill_null(False)
-            cached = any_gate, flags, texts, groups
+            cached = flags, texts, groups
             self._gate_cache[rules] = cached
         return cached
 
