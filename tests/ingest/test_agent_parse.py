@@ -171,6 +171,49 @@ def test_one_kind_runs_equal_record_by_record(fixtures: Path, kind: str) -> None
     assert new.batch.equals(old.batch) and _rejects(new) == _rejects(old)
 
 
+# Runs of argument lists only (`_cmdlines` decides once for such a run whether any needs
+# quotes): none does; then one argument somewhere that does (empty at either end or in the
+# middle, whitespace that ``\\s`` and `str.isspace` know beyond ASCII, a quote with a space);
+# NUL inside arguments; empty lists.
+_ARGV_RUNS = [
+    [["python3", "-m", "worker", "--job=1"], ["ls"], ["a", "b", "c"]],
+    [["a", "b"], ["", "x"]],
+    [["a", "b"], ["x", ""]],
+    [["a", "b"], ["x", "", "y"]],
+    [[""], ["a"]],
+    [["a"], ["b\u2003c"]],
+    [["a"], ["b\x1cc"]],
+    [["a"], ["b\u00a0c"]],
+    [["a"], ['say "hi there"']],
+    [["a\x00", "b"], ["\x00c"]],
+    [["a\x00b"], ["c"]],
+    [[], ["a"], []],
+    [[]],
+]
+
+
+@pytest.mark.parametrize("argvs", _ARGV_RUNS)
+def test_command_lines_of_a_run_equal_one_by_one(argvs: list[list[str]]) -> None:
+    """`_cmdlines` (one decision for a run of lists) equals quoting each argument."""
+    one_by_one = [" ".join(agent._quote(a) for a in argv) for argv in argvs]
+    assert agent._cmdlines(argvs) == one_by_one
+    mixed = [*argvs, "a string", None]  # not all lists: each on its own
+    assert agent._cmdlines(mixed) == [*one_by_one, "a string", None]
+    records = [_env(1714570867 + i, cmdline=argv) for i, argv in enumerate(argvs)]
+    run = _runs(b"\n".join(json.dumps(r).encode() for r in records) + b"\n")[0]
+    new, old = agent.normalize(run), _reference(run)
+    assert new.batch.equals(old.batch)
+    assert new.batch.column("process_cmdline").to_pylist() == one_by_one
+
+
+def test_event_ids_equal_event_id() -> None:
+    """The reader's ids (one hash object copied per record) are `event_id("agent", raw)`,
+    and the shared hash object is never changed by them."""
+    raws = [b'{"a":1}', b"", "\u00e9".encode() * 100]
+    assert agent._event_ids(raws) == [event_id("agent", raw) for raw in raws]
+    assert agent._event_ids(raws) == [event_id("agent", raw) for raw in raws]
+
+
 def test_epoch_times_take_the_array_path_and_match_iso():
     """The all-epoch run builds its times as an array (the fast path is really taken)."""
     stamps: list[str | int | float] = [e["timestamp"] for e in _EPOCHS]
