@@ -41,6 +41,9 @@ class CodeBook:
 
     def __init__(self) -> None:
         self._values: pa.Array = pa.array([], pa.string())
+        # per intern book (`Coded.intern`): this book's code of each interned id, -1 where
+        # not looked up yet (`global_codes`)
+        self._of_interned: dict[CodeBook, I64] = {}
 
     def __len__(self) -> int:
         return len(self._values)
@@ -72,10 +75,15 @@ class CodeBook:
 @dataclass(frozen=True, slots=True)
 class Coded:
     """A string column of a batch, dictionary-encoded: ``codes`` per row (-1 for a null)
-    index ``values`` (the distinct non-null strings)."""
+    index ``values`` (the distinct non-null strings). ``interned``, when given: each value's
+    code in ``intern``, a book shared by every reader of the column (`global_codes` then
+    looks values up in a detector's book once per value over the life of both books, not
+    once per batch)."""
 
     codes: I64
     values: pa.Array
+    interned: I64 | None = None
+    intern: CodeBook | None = None
 
 
 def encode_column(column: pa.ChunkedArray | pa.Array) -> Coded:
@@ -98,7 +106,20 @@ def global_codes(coded: Coded, book: CodeBook, rows: I64 | None = None) -> I64:
     local = coded.codes if rows is None else coded.codes[rows]
     used = np.flatnonzero(np.bincount(local[local >= 0], minlength=len(coded.values)))
     table = np.full(len(coded.values) + 1, -1, dtype=np.int64)
-    table[used] = book.encode(coded.values.take(pa.array(used, pa.int64())))
+    if coded.interned is None or coded.intern is None:
+        table[used] = book.encode(coded.values.take(pa.array(used, pa.int64())))
+        return table[local]
+    # the values this book has had through the same intern book: a gather; the others
+    # (in the same order, so new values get the codes they always got) through `encode`
+    ids = coded.interned[used]
+    known = grow(book._of_interned.get(coded.intern, np.zeros(0, np.int64)), len(coded.intern), -1)
+    book._of_interned[coded.intern] = known
+    codes = known[ids]
+    miss = np.flatnonzero(codes < 0)
+    if len(miss):
+        codes[miss] = book.encode(coded.values.take(pa.array(used[miss], pa.int64())))
+        known[ids[miss]] = codes[miss]
+    table[used] = codes
     return table[local]
 
 

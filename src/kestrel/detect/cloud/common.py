@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kestrel.detect.cloud.arrays import Coded, encode_column
+from kestrel.detect.cloud.arrays import CodeBook, Coded, encode_column
 from kestrel.events import Batch
 from kestrel.findings import Entity, Finding, Signal
 from kestrel.findings.severity import severity_for
@@ -52,7 +52,11 @@ class _BatchColumns:
             if self._batch is not batch:
                 self._batch, self._columns, self._coded = batch, {}, {}
             if name not in self._coded:
-                self._coded[name] = encode_column(batch.column(name))
+                coded = encode_column(batch.column(name))
+                intern = _INTERN.setdefault(name, CodeBook())
+                self._coded[name] = Coded(
+                    coded.codes, coded.values, intern.encode(coded.values), intern
+                )
             return self._coded[name]
 
     def get(self, batch: Batch, names: Sequence[str]) -> pl.DataFrame:
@@ -82,6 +86,9 @@ class _BatchColumns:
 
 
 _COLUMNS = _BatchColumns()
+# per column name: every value `coded_column` has seen in this process, interned (see
+# `arrays.Coded`); it grows as the detectors' own code books do
+_INTERN: dict[str, CodeBook] = {}
 
 
 def forget_batch_columns() -> None:
