@@ -12,7 +12,8 @@ stored (the store's count is checked at the end). Bodies are built before the cl
     .venv/bin/python -m bench.api --parse-only         # the request-body parse alone, no server
 
 Prints events/s end to end (first request sent until every event is in the store: with the
-spool the last answer comes before the last append), the request latency p50 / p99 / max,
+spool the last answer comes before the last append; it fails unless the store then holds
+exactly the events sent, no fewer, no more), the request latency p50 / p99 / max,
 and the server's CPU time per event (user + system, all its threads), which says more than
 wall time on a machine others are loading, and the load generator's CPU time (the senders'
 own, apart from the server's: on a 2-core box they share the cores).
@@ -35,6 +36,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+# The spool's appends come at most a few seconds apart (its linger): a count that has not
+# moved for this long will not reach the total, so the run stops and fails.
+STALLED_SECONDS = 20.0
 
 
 def envelope(sender: int, i: int) -> bytes:
@@ -212,9 +216,11 @@ def run(args: argparse.Namespace, tok: str, server_pid: int) -> None:
     load_start = os.getloadavg()[0]
     total = args.senders * args.batches * args.batch
     in_store = stored(args.port, tok)
-    while in_store < total and time.perf_counter() - t0 < 600:  # the spool still draining
+    moved = time.perf_counter()  # when the stored count last changed
+    while in_store < total and time.perf_counter() - moved < STALLED_SECONDS:  # draining
         time.sleep(0.02)
-        in_store = stored(args.port, tok)
+        now = stored(args.port, tok)
+        moved, in_store = (time.perf_counter(), now) if now != in_store else (moved, in_store)
     elapsed = time.perf_counter() - t0
     cpu = cpu_seconds(server_pid) - cpu0
     threads = thread_report(server_pid, threads0, total)
@@ -236,6 +242,8 @@ def run(args: argparse.Namespace, tok: str, server_pid: int) -> None:
     print(f"request latency p50 {pct(lat, 50) * 1000:.0f} ms, p99 {pct(lat, 99) * 1000:.0f} ms, "
           f"max {max(lat) * 1000:.0f} ms")  # fmt: skip
     print(threads)
+    if in_store != total:  # every event distinct: fewer is a loss, more a duplicate
+        raise SystemExit(f"FAILED: {in_store:,} events in the store, {total:,} sent")
 
 
 if __name__ == "__main__":
