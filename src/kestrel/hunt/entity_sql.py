@@ -62,8 +62,8 @@ def entity_query(
         pieces: list[exp.Query] = [_two_phase(etype, first, kept, null_of)]
         for _, part in parts[1:]:
             new = _without_keys(part, first)
-            pieces.append(_grouped(etype, new.subquery("e"), kept, null_of))
-        query = exp.select("*").from_(_union(pieces).subquery("ents"))
+            pieces.append(_grouped(etype, new.subquery("e", copy=False), kept, null_of))
+        query = exp.select("*").from_(_union(pieces).subquery("ents", copy=False), copy=False)
     else:
         query = _grouped(etype, _stack(parts).subquery("e"), kept, null_of)
     if limit is not None:
@@ -87,14 +87,16 @@ def key_query(parts: Sequence[exp.Select]) -> exp.Select:
     one key, and an ``only_new`` part drops only keys an earlier part has. A FIND reading a
     GET variable for the first time needs nothing else from it, and this skips the group,
     the attributes and the anti-join (1M processes, FIND parents: 1.7 -> 1.2 CPU-s)."""
-    rows = _union([exp.select(exp.column("_key")).from_(p.copy().subquery("kp")) for p in parts])
-    return exp.select(exp.column("_key")).from_(rows.subquery("keys"))
+    rows = _union([exp.select(exp.column("_key")).from_(p.copy().subquery("kp", copy=False),
+                                                       copy=False) for p in parts])  # fmt: skip
+    return exp.select(exp.column("_key")).from_(rows.subquery("keys", copy=False), copy=False)
 
 
 def _union(queries: Sequence[exp.Query]) -> exp.Query:
+    """The queries (new trees, the caller's own) as one UNION ALL, built in place."""
     out = queries[0]
     for q in queries[1:]:
-        out = exp.union(out, q, distinct=False)
+        out = exp.union(out, q, distinct=False, copy=False)
     return out
 
 
@@ -107,8 +109,8 @@ def _grouped(etype: EntityType, rows: exp.Expr, kept: Sequence[str], null_of: Nu
                    exp.func("COUNT", exp.Star()).as_("number_observed"),
                    exp.func("MIN", exp.column("_time")).as_("first_observed"),
                    exp.func("MAX", exp.column("_time")).as_("last_observed"))
-        .from_(rows)
-        .group_by("_key")
+        .from_(rows, copy=False)
+        .group_by("_key", copy=False)
     )  # fmt: skip
 
 
@@ -128,23 +130,25 @@ def _two_phase(
     MB). A FIND's rows hold the semi-join on its input's keys, which would then run three
     times (4.0 -> 4.6 CPU-s), so they stay materialized."""
     n, rid = exp.func("COUNT", exp.Star()).as_("n"), exp.func("MIN", exp.column("_rid")).as_("rid")
-    counts = exp.select("_key", n, rid).from_("r").group_by("_key")
-    once = exp.select("rid").from_("k").where(exp.column("n").eq(1))
-    again = exp.select("_key").from_("k").where(exp.column("n") > 1)
+    # the trees below are new and built in place (copy=False): sqlglot's builders copy the
+    # whole query at every call by default, most of a GET's compile time
+    counts = exp.select("_key", n, rid).from_("r", copy=False).group_by("_key", copy=False)
+    once = exp.select("rid").from_("k", copy=False).where(exp.column("n").eq(1), copy=False)
+    again = exp.select("_key").from_("k", copy=False).where(exp.column("n") > 1, copy=False)
     attrs = [exp.column(a) if a in kept else null_of(a).as_(a) for a in etype.attrs]
     one = exp.cast(exp.Literal.number(1), exp.DataType.build("bigint"))
     singles = exp.select("_key", *attrs, one.as_("number_observed"),
                          exp.column("_time").as_("first_observed"),
-                         exp.column("_time").as_("last_observed")).from_("r").where(
-        exp.column("_rid").isin(query=once))  # fmt: skip
+                         exp.column("_time").as_("last_observed")).from_("r", copy=False).where(
+        exp.column("_rid").isin(query=once, copy=False), copy=False)  # fmt: skip
     multi = _grouped(etype, exp.to_table("r"), kept, null_of)
-    multi = multi.where(exp.column("_key").isin(query=again))
-    both = exp.union(singles, multi, distinct=False)
+    multi = multi.where(exp.column("_key").isin(query=again, copy=False), copy=False)
+    both = exp.union(singles, multi, distinct=False, copy=False)
     return (
         exp.select("*")
-        .from_(both.subquery("ent"))
-        .with_("r", as_=rows, materialized=_scan_only(rows))
-        .with_("k", as_=counts)
+        .from_(both.subquery("ent", copy=False), copy=False)
+        .with_("r", as_=rows.copy(), materialized=_scan_only(rows), copy=False)
+        .with_("k", as_=counts, copy=False)
     )
 
 
@@ -176,8 +180,8 @@ def _without_keys(part: exp.Select, earlier: exp.Query) -> exp.Select:
     PostgreSQL cannot name a select-list alias in WHERE)."""
     seen = (
         exp.select("_key")
-        .from_(earlier.copy().subquery("k"))
-        .where(exp.column("_key").is_(exp.null()).not_())
+        .from_(earlier.copy().subquery("k", copy=False), copy=False)
+        .where(exp.column("_key").is_(exp.null()).not_(), copy=False)
     )
-    new = exp.column("_key").isin(query=seen).not_()
-    return exp.select("*").from_(part.subquery("n")).where(new)
+    new = exp.column("_key").isin(query=seen, copy=False).not_(copy=False)
+    return exp.select("*").from_(part.subquery("n"), copy=False).where(new, copy=False)
