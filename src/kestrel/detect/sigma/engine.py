@@ -43,7 +43,8 @@ MATCH_SCHEMA = PAIR_SCHEMA
 
 
 class SigmaEngine:
-    """Evaluates compiled rules over batches. Stateless between batches; build it once."""
+    """Evaluates compiled rules over batches; build it once. Between batches it keeps only
+    caches (the prefilter's literals per piece of text, `prefilter.LogsourceRules`)."""
 
     def __init__(self, rules: Sequence[CompiledRule]) -> None:
         self.rules = list(rules)
