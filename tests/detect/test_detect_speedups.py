@@ -551,3 +551,37 @@ def test_value_gates_pass_every_record_whose_value_matches(datasets: Path) -> No
         matched += int(got["want"].sum())
         dropped += int((~got["gate"]).sum())
     assert gated >= 30 and matched > 100 and dropped > 10_000
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_interned_codes_equal_plain_lookups(seed: int) -> None:
+    """`global_codes` through a shared intern book (`Coded.interned`, what `coded_column`
+    gives) assigns every book the codes the plain lookup does: batches of random values,
+    row subsets, values a book was given straight through ``encode`` between batches, two
+    books behind one intern book, and a book fed from two intern books."""
+    import numpy as np
+
+    from kestrel.detect.cloud.arrays import CodeBook, Coded, encode_column, global_codes
+
+    rnd = random.Random(seed)
+    interns = [CodeBook(), CodeBook()]
+    interned = [CodeBook(), CodeBook()]
+    plain = [CodeBook(), CodeBook()]
+    for step in range(30):
+        values = [rnd.choice([None, *(f"v{rnd.randrange(60)}" for _ in range(3))])
+                  for _ in range(rnd.randrange(1, 80))]  # fmt: skip
+        coded = encode_column(pa.array(values, pa.string()))
+        intern = interns[step % 2]
+        shared = Coded(coded.codes, coded.values, intern.encode(coded.values), intern)
+        rows = None
+        if rnd.random() < 0.5:
+            rows = np.array(sorted(rnd.sample(range(len(values)), rnd.randrange(len(values) + 1))),
+                            dtype=np.int64)  # fmt: skip
+        for a, b in zip(interned, plain, strict=True):
+            assert global_codes(shared, a, rows).tolist() == global_codes(coded, b, rows).tolist()
+            if rnd.random() < 0.3:
+                extra = [f"v{rnd.randrange(80)}" for _ in range(3)]
+                assert a.encode(extra).tolist() == b.encode(extra).tolist()
+    for a, b in zip(interned, plain, strict=True):
+        assert a.decode(np.arange(len(a))).to_list() == b.decode(np.arange(len(b))).to_list()
+        assert len(a) > 40
