@@ -140,7 +140,8 @@ class Compiler:
                                 c.span.line, c.span.col, hint)  # fmt: skip
         keys = _keys(var)
         matches = [
-            _key_sql(source, source.role(r)).isin(query=keys.copy()) for r in relation.input_roles
+            _key_sql(source, source.role(r)).isin(query=keys.copy(), copy=False)
+            for r in relation.input_roles
         ]
         extra = [exp.or_(*matches) if len(matches) > 1 else matches[0], *self._time(c.time)]
         if relation.activity:
@@ -228,7 +229,8 @@ class Compiler:
         parts = [(role, self._role_rows(etype, role, source, where, extra, kept)) for role in roles]
         if ids:
             parts = [
-                (r, q.select(row_id(i, len(roles)).as_("_rid"))) for i, (r, q) in enumerate(parts)
+                (r, q.select(row_id(i, len(roles)).as_("_rid"), copy=False))
+                for i, (r, q) in enumerate(parts)
             ]
         query = entity_query(etype, parts, kept, lambda a: _typed_null(etype, a), limit, ids)
         if limit is None:
