@@ -264,38 +264,3 @@ def test_piece_scan_is_off_for_a_bare_quote() -> None:
     assert not prefilter_module._piecewise_safe(['"lead'])
     assert not prefilter_module._piecewise_safe(['x,"y'])
     assert not prefilter_module._piecewise_safe(['x"'])
-
-
-@pytest.mark.parametrize("limit", [0, 10**6])
-def test_piece_cache_between_batches(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
-    # The kept automaton keeps the literals of each piece (and the rules of each set of
-    # literals) between batches: a second batch repeating pieces of the first, and one
-    # after the caches were emptied (``limit`` 0), find the pairs extract_many finds.
-    det = (
-        "    one:\n        CommandLine|contains: 'mimikatz'\n"
-        "    two:\n        Image|endswith: '\\evil.exe'\n"
-        "    three:\n        User|contains: 'admin'\n"
-        "    condition: one or (two and three)"
-    )
-    rules = _rule(det)
-    first = [
-        sysmon(1, 1, CommandLine="mimikatz x", Image="C:\\a.exe", User="bob"),
-        sysmon(1, 2, CommandLine="calc", Image="C:\\evil.exe", User="admin"),
-        sysmon(1, 3, CommandLine="calc", Image="C:\\evil.exe", User="bob"),
-    ]
-    second = [
-        sysmon(1, 4, CommandLine="calc", Image="C:\\evil.exe", User="bob"),
-        sysmon(1, 5, CommandLine="calc", Image="C:\\a.exe", User="admin"),
-        sysmon(1, 6, CommandLine="mimikatz x", Image="C:\\evil.exe", User="admin"),
-    ]
-    want = [_candidates(monkeypatch, rules, batch_of(b))["polars"] for b in (first, second)]
-    assert [[row for _, row in w] for w in want] == [[0, 1, 2], [0, 2]]
-    monkeypatch.setattr(prefilter_module, "PIECE_CACHE", limit)
-    use_path(monkeypatch, "python")
-    engine = SigmaEngine(rules)
-    (group,) = engine.groups
-    got = []
-    for events in (first, second):
-        got.append(sorted(engine.candidates(batch_of(events)).iter_rows()))
-        assert bool(group.pieces[0]) == (limit > 0) and bool(group.rules_of) == (limit > 0)
-    assert got == want

@@ -12,9 +12,8 @@ event of their logsource.
 Polars' ``extract_many`` builds its automaton on every call (~10 ms for the ~8,000 literals of
 process creation), which a micro-batch with a hundred such events cannot afford: up to
 `KEPT_AUTOMATON_ROWS` events, the scan is done by an ``ahocorasick-rs`` automaton built once
-with the rule set, over the pieces of the records that its cache (kept between batches) has
-not seen; above that, by ``extract_many``. Both find the same literals (overlapping, every
-occurrence), so the candidates are the same.
+with the rule set, one call per record; above that, by ``extract_many``, faster per record.
+Both find the same literals (overlapping, every occurrence), so the candidates are the same.
 """
 
 from __future__ import annotations
@@ -38,15 +37,10 @@ _PIECE = "__piece"
 _CUT = '","'
 # Scan the distinct pieces of the records rather than the records (`_piece_hits`).
 PIECEWISE = True
-# Up to this many events, the automaton built once per rule set scans them (from Python: the
-# pieces of each record not in the piece cache, `_cached_pieces`); above it, Polars'
-# ``extract_many``, which builds its automaton on every call (~10 ms for process creation's
-# ~8,000 literals) but runs outside the GIL, beside the other logsources. 3,000 (was 1,000
-# before the cache) puts image load and the registry family of a 10,000-event micro-batch
-# on the cache, process access (~4,000 events) not: 5,000 measured slower.
-KEPT_AUTOMATON_ROWS = 3000
-# Entries of a logsource's piece cache before its older generation is dropped.
-PIECE_CACHE = 200_000
+# Up to this many events, the automaton built once per rule set scans them (from Python, one
+# call per record); above it, Polars' ``extract_many``, which builds its automaton on every
+# call (~10 ms for process creation's ~8,000 literals) but scans faster per record.
+KEPT_AUTOMATON_ROWS = 1000
 _SHIFT = 1 << 32  # (rule, row) as one UInt64: rule * 2**32 + row
 PAIR_SCHEMA = {RULE: pl.UInt32, ROW: pl.UInt32}
 _TABLE = {_LIT: pl.String, RULE: pl.UInt32, _BIT: pl.UInt8, _FULL: pl.UInt8}
@@ -72,13 +66,6 @@ class LogsourceRules:
     # a record found by one of these is a candidate if each other clause has a literal found
     # too. Anchoring on the rare clause spares walking the common ones (``.exe``) per record.
     anchored_of: list[list[tuple[int, tuple[frozenset[int], ...]]]] = field(default_factory=list)
-    # kept between batches (`_cached_pieces`): the pattern indexes found in a piece (the
-    # last pieces of records, not followed by ``","``, apart) and the rules that a set of
-    # pattern indexes makes candidates; emptied when they reach `PIECE_CACHE` entries
-    pieces: tuple[dict[str, frozenset[int]], dict[str, frozenset[int]]] = field(
-        default_factory=lambda: ({}, {})
-    )
-    rules_of: dict[frozenset[int], tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, dispatch: Dispatch, rules: Sequence[tuple[int, CompiledRule]]) -> LogsourceRules:
@@ -120,8 +107,6 @@ class LogsourceRules:
         lowered = pl.col("raw").str.to_lowercase()
         if len(rows) <= KEPT_AUTOMATON_ROWS and self.automaton is not None:
             texts = events.get_column("raw").gather(rows).to_frame().select(lowered)
-            if self.piecewise and PIECEWISE:
-                return self._cached_pieces(rows.to_list(), texts.to_series().to_list())
             return self._kept_automaton(rows.to_list(), texts.to_series().to_list())
         needles = pl.lit(self.needles).first()
         records = events.select(ROW, "raw").gather(rows)
@@ -164,61 +149,6 @@ class LogsourceRules:
             out_rule.extend(rules)
             out_row.extend([row] * len(rules))
         return pl.DataFrame({RULE: out_rule, ROW: out_row}, schema=PAIR_SCHEMA)
-
-    def _cached_pieces(self, rows: list[int], texts: list[str | None]) -> pl.DataFrame:
-        """(rule, row) pairs by the automaton built once, each record cut into pieces as
-        `_piece_hits` cuts it and each piece looked up in a cache kept between batches
-        (``pieces``): only pieces not seen before are scanned. A piece is scanned with the
-        ``","`` that follows it in the record, as ``str.split(..., inclusive=True)`` keeps
-        it, so the literals found per record are those of the whole record (see
-        `_piecewise_safe`). The rules for the literals found are kept too (``rules_of``):
-        the records of a logsource find a few hundred distinct sets of literals."""
-        assert self.automaton is not None
-        find, rules_of = self.automaton.find_matches_as_indexes, self.rules_of
-        heads, tails = self.pieces
-        head_of, tail_of = heads.get, tails.get
-        out_rule: list[int] = []
-        out_row: list[int] = []
-        for row, text in zip(rows, texts, strict=True):
-            if text is None:
-                continue
-            cut = text.split(_CUT)
-            tail = cut.pop()
-            found: set[int] = set()
-            for piece in cut:
-                lits = head_of(piece)
-                if lits is None:
-                    lits = frozenset(m[0] for m in find(piece + _CUT, overlapping=True))
-                    heads[piece] = lits
-                if lits:
-                    found |= lits
-            lits = tail_of(tail)
-            if lits is None:
-                lits = tails[tail] = frozenset(m[0] for m in find(tail, overlapping=True))
-            found |= lits
-            key = frozenset(found)
-            rules = rules_of.get(key)
-            if rules is None:
-                rules = rules_of[key] = self._rules_for(key)
-            if rules:
-                out_rule.extend(rules)
-                out_row.extend([row] * len(rules))
-        if len(heads) + len(tails) > PIECE_CACHE:  # pieces seen once (times, ids) pile up
-            self.pieces = ({}, {})
-        if len(rules_of) > PIECE_CACHE:
-            rules_of.clear()
-        return pl.DataFrame({RULE: out_rule, ROW: out_row}, schema=PAIR_SCHEMA)
-
-    def _rules_for(self, found: frozenset[int]) -> tuple[int, ...]:
-        """The rules that the pattern indexes ``found`` in one record make candidates (one
-        clause: any of its literals; several: the anchor found, each other clause too)."""
-        rules: set[int] = set()
-        for k in found:
-            rules.update(self.singles_of[k])
-            for rule, others in self.anchored_of[k]:
-                if all(not found.isdisjoint(other) for other in others):
-                    rules.add(rule)
-        return tuple(sorted(rules))
 
 
 def _piece_hits(records: pl.DataFrame, lowered: pl.Expr, needles: pl.Expr) -> pl.DataFrame:
