@@ -106,3 +106,16 @@ def test_agent_inventory_notes_last_seen_version_and_facts(api):
 def test_arbitrary_bytes_never_give_a_server_error(api, body):
     got = send(api, body)
     assert got.status_code in (200, 413, 422), got.text
+
+
+def test_a_refused_parse_leaves_the_parse_lock_free(small_api):
+    """Bodies are parsed one at a time under a lock; a parse that raises (413, 422) must
+    let it go, or every later request would hang on it."""
+    from kestrel.api.routes import events
+
+    many = gzip.compress(b"\n".join(json.dumps(envelope(i)).encode() for i in range(8)))
+    assert send(small_api, many).status_code == 413  # raised inside the parse
+    assert send(small_api, b"{not json\n").status_code == 422  # raised inside it too
+    assert not events._PARSING.locked()
+    good = send(small_api, json.dumps(envelope(1)).encode())
+    assert good.status_code == 200 and good.json()["stored"] == 1

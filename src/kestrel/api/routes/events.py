@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from time import monotonic, perf_counter
 from typing import Annotated, Any
 
@@ -34,6 +35,14 @@ _BODY_DOC: dict[str, Any] = {
         },
     }
 }
+# One request body parsed at a time. The parse holds the GIL nearly throughout (msgspec,
+# the Python column loops), so parsing four bodies at once on the request threads ran no
+# faster and cost more CPU per event in GIL hand-offs between them (bench.api, 4 senders,
+# six interleaved pairs at load 5-7: 28-38 us of server CPU per event with this lock against
+# 33-43 without; bench/RESULTS.md, API). A gzip body is inflated outside it (zlib lets go
+# of the GIL), and the store hand-off and the rest of the request run unserialized.
+_PARSING = threading.Lock()
+
 FormatParam = Annotated[
     str,
     Query(
@@ -89,8 +98,13 @@ def accept(
     """Parse, store, note the agent, run detection: one request's work, off the event loop."""
     s = state.settings
     started = perf_counter()
-    parsed = parse_body(gunzip(body, s.max_decoded_bytes), fmt, f"api/{who.name}", s.max_events)
-    state.metrics.stage_seconds.labels("parse").observe(perf_counter() - started)
+    data = gunzip(body, s.max_decoded_bytes)
+    inflated = perf_counter() - started
+    with _PARSING:  # the stage's time is the work, not the wait for the lock
+        began = perf_counter()
+        parsed = parse_body(data, fmt, f"api/{who.name}", s.max_events)
+        parse_seconds = inflated + perf_counter() - began
+    state.metrics.stage_seconds.labels("parse").observe(parse_seconds)
     result = _store(state, parsed, body, f"api/{who.name}")
     if who.role is Role.AGENT and who.agent_id:
         _note_agent(state, who.agent_id, parsed, version)
