@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 
 import polars as pl
 
@@ -39,12 +40,13 @@ __all__ = ["MATCH_SCHEMA", "RULE", "SigmaEngine"]
 # logsources side by side is what spreads a micro-batch over the machine's cores.
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="sigma")
 _KEY = ("source", "__channel", "event_code")
+_KEYS_KEPT = 4096  # (reader, channel, EventID) keys whose logsources are kept
 MATCH_SCHEMA = PAIR_SCHEMA
 
 
 class SigmaEngine:
     """Evaluates compiled rules over batches; build it once. Between batches it keeps only
-    caches (the prefilter's literals per piece of text, `prefilter.LogsourceRules`)."""
+    the logsources of each (reader, channel, EventID) key it has seen (``accepting``)."""
 
     def __init__(self, rules: Sequence[CompiledRule]) -> None:
         self.rules = list(rules)
@@ -54,6 +56,8 @@ class SigmaEngine:
             by_ds[rule.dispatch].append((i, rule))
         self.groups = [LogsourceRules.build(d, by_ds[d]) for d in self.dispatches]
         self.columns = _read_columns(self.rules)
+        # (reader, channel, EventID) → the logsources (indices) that accept it, as found
+        self.accepting: dict[tuple[object, ...], tuple[int, ...]] = {}
         # logsources whose events overlap: index → (family number, the family's merged rules)
         self.family: dict[int, tuple[int, LogsourceRules]] = {}
         for n, members in enumerate(_families(self.dispatches)):
@@ -124,14 +128,18 @@ class SigmaEngine:
         rows_of: list[list[int]] = keyed.get_column(ROW).to_list()
         picked: dict[int, list[int]] = {}
         for n, key in enumerate(keyed.select(_KEY).iter_rows()):
-            for i, d in enumerate(self.dispatches):
-                if d.accepts(*key):
-                    picked.setdefault(i, []).append(n)
+            which = self.accepting.get(key)
+            if which is None:
+                which = tuple(i for i, d in enumerate(self.dispatches) if d.accepts(*key))
+                if len(self.accepting) < _KEYS_KEPT:
+                    self.accepting[key] = which
+            for i in which:
+                picked.setdefault(i, []).append(n)
         out = []
         for i in sorted(picked):
             groups = [rows_of[n] for n in picked[i]]
             # a group's rows keep their order (Polars' group_by does), several are merged
-            rows = groups[0] if len(groups) == 1 else sorted(r for g in groups for r in g)
+            rows = groups[0] if len(groups) == 1 else sorted(chain.from_iterable(groups))
             out.append((i, pl.Series(ROW, rows, dtype=pl.UInt32)))
         return out
 
