@@ -43,7 +43,7 @@ def test_find_over_a_whole_get_equals_the_semi_join(
     shortcut, sql = _found(hunt_store)
     # taken where it holds (the parents of every process), not elsewhere
     # (`key_query`'s subquery is called "keys")
-    assert "AS keys" not in sql["q"] and "IS NULL), k AS" in sql["q"], sql["q"]
+    assert "AS keys" not in sql["q"] and "CAST(process_guid" not in sql["q"], sql["q"]
     for name in ("k", "wq", "tq"):  # CHILD OF reads more classes; a WHERE; a time range
         assert "AS keys" in sql[name], (name, sql[name])
     monkeypatch.setattr(compile_module, "_holds_every_key", lambda *a: False)
@@ -53,14 +53,15 @@ def test_find_over_a_whole_get_equals_the_semi_join(
 
 
 @pytest.mark.parametrize(
-    "name", sorted(n for n, t in ENTITY_TYPES.items() if t.key_null_without_required)
+    "name", sorted(n for n, t in ENTITY_TYPES.items() if t.key_null_iff_no_required)
 )
 def test_key_is_null_without_a_required_attribute(name: str) -> None:
     # the claim `_holds_every_key` rests on: on a row with every other column of the role
     # set and none of the required ones, the key is NULL (so a non-NULL key means the row
-    # mentions the entity and is one of the GET's rows)
+    # mentions the entity and is one of the GET's rows); with one required column set it is
+    # not (so `_mentions` stands for `key IS NOT NULL`)
     etype = ENTITY_TYPES[name]
-    assert etype.key_null_without_required
+    assert etype.key_null_iff_no_required
     for role in etype.roles:
         required = {role.columns[a] for a in etype.required if a in role.columns}
         key = _key_sql(etype, role).sql(dialect="duckdb")
@@ -72,4 +73,11 @@ def test_key_is_null_without_a_required_attribute(name: str) -> None:
         )
         got = con.sql(f"SELECT {key} FROM (SELECT {values})").fetchall()
         assert got == [(None,)], (name, role.name)
+        for one in required:  # and back: one required attribute set, the key is not NULL
+            values = ", ".join(
+                f"CAST('7' AS TEXT) AS {c}" if c == one else f"CAST(NULL AS TEXT) AS {c}"
+                for c in columns
+            )
+            got = con.sql(f"SELECT {key} FROM (SELECT {values})").fetchall()
+            assert got != [(None,)], (name, role.name, one)
         con.close()

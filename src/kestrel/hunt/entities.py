@@ -47,9 +47,9 @@ class EntityType:
     aliases: Mapping[str, str] = field(default_factory=dict)
     initial: str = "name"  # the attribute `NEW type ["a", "b"]` fills
     required: tuple[str, ...] = ("name",)  # an event mentions the entity when one is set
-    # the key is NULL on a row where no `required` attribute is set (so a non-NULL key means
-    # the row mentions the entity); tests/hunt/test_find_full.py checks it for each type set
-    key_null_without_required: bool = False
+    # the key is NULL exactly on the rows where no `required` attribute is set (a non-NULL key
+    # means the row mentions the entity, and back); tests/hunt/test_find_whole.py checks it
+    key_null_iff_no_required: bool = False
 
     def role(self, name: str) -> Role:
         """The role called ``name``."""
@@ -165,7 +165,7 @@ PROCESS = EntityType(
         **{f"hashes.{k}": v for k, v in _HASHES.items()},
     },
     required=("pid", "uid", "name"),
-    key_null_without_required=True,
+    key_null_iff_no_required=True,
 )  # fmt: skip
 
 _NET = {
