@@ -148,17 +148,32 @@ def _run(
     return err if proc.returncode else None
 
 
-def run_ours(n: int, db: Path) -> list[Run]:
-    """The three hunts through `kestrel hunt` (JSON output, all rows)."""
-    runs = []
-    for name, text in HUNTS.items():
-        hunt = text.format(attrs=", ".join(ATTRS))
-        cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", str(db), "-f", "json", "-e", hunt]
-        out = WORK / f"kestrel-{n}-{name}.json"
-        wall, peak, cpu = measure(cmd, out)
-        rows = len(json.loads(out.read_text())[0]["rows"])
-        runs.append(Run("kestrel", name, n, wall, peak, rows, cpu))
-    return runs
+def run_ours(n: int, db: Path, repeat: int = 1) -> list[Run]:
+    """The three hunts through `kestrel hunt` (JSON output, all rows). With ``repeat`` > 1
+    each hunt runs that many times, the hunts taking turns (so a burst of load on the shared
+    machine falls on all three), every run is printed, and the run of median wall time
+    stands for the hunt: one run's figure moves by a third between runs on this machine."""
+    measured: dict[str, list[Run]] = {name: [] for name in HUNTS}
+    for k in range(repeat):
+        for name, text in HUNTS.items():
+            hunt = text.format(attrs=", ".join(ATTRS))
+            cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", str(db), "-f", "json",
+                   "-e", hunt]  # fmt: skip
+            out = WORK / f"kestrel-{n}-{name}.json"
+            wall, peak, cpu = measure(cmd, out)
+            rows = len(json.loads(out.read_text())[0]["rows"])
+            measured[name].append(Run("kestrel", name, n, wall, peak, rows, cpu))
+            if repeat > 1:
+                print(f"  run {k + 1}/{repeat} {name:8} {n:>9,}: {wall:.2f} s wall, "
+                      f"{cpu:.2f} s CPU, {peak:.0f} MB, load {os.getloadavg()[0]:.1f}",
+                      flush=True)  # fmt: skip
+    return [median_run(found) for found in measured.values()]
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run of median wall time (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: r.wall_s)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def peer_inputs(
@@ -236,6 +251,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--peers", nargs="*", default=["k2", "k1"], choices=["k1", "k2"])
     parser.add_argument("--timeout", type=float, default=900, help="seconds per peer hunt")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each of our hunts; median wall shown"
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     print(f"load average at start: {os.getloadavg()}")
@@ -258,7 +276,7 @@ def main() -> None:
         db = WORK / f"hunt_{n}_v{DATA_VERSION}.duckdb"
         if not db.exists():
             build_store(n, db, cols)
-        runs += run_ours(n, db)
+        runs += run_ours(n, db, max(args.repeat, 1))
         for peer in args.peers:
             runs += run_peer(peer, n, cols, args.timeout)
         show([r for r in runs if r.n == n])
