@@ -113,7 +113,7 @@ def disp(s: Session, st: ast.Statement) -> list[Display]:
     """DISP: a table of the variable's entities."""
     c = st.command
     assert isinstance(c, ast.Disp)
-    query = s._compiler().disp(c.expr)
+    query = s._compiler().disp(c.expr, s.stored(c.expr.variable))
     if not s.lazy_display:
         return [TableDisplay(c.expr.variable, s._query(query))]
     from kestrel.hunt.rows import QueryRows

@@ -52,6 +52,11 @@ class VarInfo:
     # the keys of the entities, from the events without building the entities (`key_query`);
     # None when the variable's rows must be read (a table, a LIMIT, a filter on entities)
     keys: exp.Select | None = None
+    # the query reads the store's events and nothing else: DISP may store its rows
+    # (`kestrel.hunt.results`)
+    events_only: bool = False
+    # ``table`` holds the rows in DISP's default order already (a stored result)
+    ordered: bool = False
 
     @property
     def visible(self) -> tuple[str, ...]:
@@ -319,13 +324,16 @@ class Compiler:
             query = query.offset(c.offset)
         return query
 
-    def disp(self, c: ast.VarExpr) -> exp.Select:
-        """The rows DISP shows: chosen attributes, filtered, ordered, one page."""
-        var = self.catalog.variable(c.variable, c.span)
+    def disp(self, c: ast.VarExpr, var: VarInfo | None = None) -> exp.Select:
+        """The rows DISP shows: chosen attributes, filtered, ordered, one page. ``var`` is
+        the variable as stored (`kestrel.hunt.results`) when the session has it so; its
+        rows are in the default order already, and a whole DISP of them is not sorted."""
+        var = var or self.catalog.variable(c.variable, c.span)
         attrs = c.attrs or self._default_attrs(var, c.transform)
         columns = [exp.column(self._var_attr(var, a, c.span)).as_(a, quoted=True) for a in attrs]
         query = exp.select(*columns).from_(_table(var.table))
-        query = query.order_by(*self._default_order(var, c))
+        if not (var.ordered and c.sort is None):
+            query = query.order_by(*self._default_order(var, c))
         plain = ast.VarExpr(c.variable, where=c.where, limit=c.limit, offset=c.offset, span=c.span)
         return (
             self._filter_clauses(query, var, plain)

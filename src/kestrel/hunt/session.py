@@ -31,6 +31,7 @@ from kestrel.hunt.entity_sql import COLUMNS, KEYS
 from kestrel.hunt.format import format_statement
 from kestrel.hunt.parser import parse
 from kestrel.hunt.relations_store import Relations
+from kestrel.hunt.results import MIN_EVENTS, StoredResults, enabled, reads_events_only
 from kestrel.hunt.sources import SourceTables
 from kestrel.store import Store
 
@@ -47,6 +48,10 @@ class Session:
         now: the time ``LAST n DAYS`` counts back from (tests pin it).
         lazy_display: DISP returns rows still in the engine (a page or streamed JSON is
             read when shown, until the session closes) instead of an Arrow table.
+        stored_results: a DISP repeated over unchanged events reads its entities from a
+            table written at the second DISP (`kestrel.hunt.results`, DuckDB stores of
+            ``stored_min_events`` events or more); ``KESTREL_HUNT_STORED_RESULTS=0`` or
+            False turns it off.
     """
 
     def __init__(
@@ -56,6 +61,8 @@ class Session:
         ignore_case: bool = False,
         now: datetime | None = None,
         lazy_display: bool = False,
+        stored_results: bool = True,
+        stored_min_events: int = MIN_EVENTS,
     ) -> None:
         if store is None:
             from kestrel.store import DuckDBStore
@@ -73,6 +80,9 @@ class Session:
         self._last_source: tuple[str, ...] = ("store",)
         self._sigma_tables: dict[tuple[str, str], str] = {}
         self._filled: dict[tuple[str, str, str], frozenset[str]] = {}
+        self._results = (
+            StoredResults(store, stored_min_events) if stored_results and enabled() else None
+        )
 
     # -- public surface -----------------------------------------------------------------------
 
@@ -172,8 +182,20 @@ class Session:
         # an entity query says its columns; asking the engine plans the view (14-20 ms at 1M)
         columns = query.meta.get(COLUMNS) or self._relations.columns(relation)
         keys = query.meta.get(KEYS)
-        self._vars[name] = VarInfo(name, relation, etype, columns, source, sql, keys)
+        events_only = not stored and source == "events" and reads_events_only(query, columns)
+        self._vars[name] = VarInfo(name, relation, etype, columns, source, sql, keys, events_only)
         return []
+
+    def stored(self, name: str) -> VarInfo | None:
+        """The variable as its stored result (`kestrel.hunt.results`) for a DISP of it: read
+        from the stored table, already in order; None when the live query should run."""
+        info = self._vars.get(name)
+        if info is None or not info.events_only or self._results is None:
+            return None
+        table = self._results.table_for(info.sql)
+        if table is None:
+            return None
+        return dataclasses.replace(info, table=table, keys=None, ordered=True)
 
     def _assign_table(
         self, statement: ast.Statement, table: pa.Table, etype: str, source: str = "events"
