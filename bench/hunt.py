@@ -11,7 +11,14 @@ process's max RSS (GNU time ``%M``). Ours is ``kestrel hunt -f json`` over a Duc
 Kestrel 1.x (STIX bundle, prefetch off) and 2.x (SQLite through its SQLAlchemy interface)
 run the same hunts in virtual environments this bench makes (`hunt_peers`). The ratios are
 the peer's wall time over ours and our peak over the peer's. Every hunt's rows are then
-compared with 2.x's, row for row, on the attributes both show (`compare`). Numbers taken on
+compared with 2.x's, row for row, on the attributes both show (`compare`).
+
+Ours runs cold first (``KESTREL_HUNT_STORED_RESULTS=0``: every hunt builds its entities
+from the events; these are the figures compared with the peers), then each hunt three
+times in a row with stored results on (`kestrel.hunt.results`): the first DISP notes the
+query, the second stores its entities, the third reads them; the third is shown against
+the same peer runs as "kestrel-repeat", and its JSON must equal the cold run's byte for
+byte (``--cold-only`` skips these runs). Numbers taken on
 a shared machine are noisy: the bench prints the load average; quote quiet runs.
 
     python bench/hunt.py [--sizes 100000 1000000] [--peers k1 k2] [--timeout 900]
@@ -148,19 +155,65 @@ def _run(
     return err if proc.returncode else None
 
 
+def run_warm(n: int, db: Path) -> list[Run]:
+    """Each hunt three times in a row with stored results on (`kestrel.hunt.results`): the
+    first DISP notes the query, the second writes its entities to a table, the third reads
+    them. Every run is printed; the third stands for the repeated hunt, and its JSON must
+    be byte for byte the cold run's."""
+    _clear_stored(db)
+    out = []
+    for name, text in HUNTS.items():
+        hunt = text.format(attrs=", ".join(ATTRS))
+        cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", str(db), "-f", "json",
+               "-e", hunt]  # fmt: skip
+        cold = WORK / f"kestrel-{n}-{name}.json"
+        for k, step in enumerate(("notes", "stores", "reads")):
+            dest = WORK / f"kestrel-warm-{n}-{name}.json"
+            wall, peak, cpu = measure(cmd, dest, env={**os.environ, STORED: "1"})
+            same = dest.read_bytes() == cold.read_bytes()
+            print(f"  repeat {k + 1}/3 ({step}) {name:8} {n:>9,}: {wall:.2f} s wall, "
+                  f"{cpu:.2f} s CPU, {peak:.0f} MB, load {os.getloadavg()[0]:.1f}, "
+                  f"JSON {'same as cold' if same else 'DIFFERS from cold'}",
+                  flush=True)  # fmt: skip
+            if not same:
+                raise RuntimeError(f"stored result of {name} at {n:,} differs from the live one")
+        rows = len(json.loads(dest.read_text())[0]["rows"])
+        out.append(Run("kestrel-repeat", name, n, wall, peak, rows, cpu))
+    _clear_stored(db)
+    return out
+
+
+STORED = "KESTREL_HUNT_STORED_RESULTS"
+
+
+def _clear_stored(db: Path) -> None:
+    """Drop the bench store's stored hunt results, so that a run is cold."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from kestrel.hunt.results import StoredResults
+    from kestrel.store import DuckDBStore
+
+    store = DuckDBStore(db)
+    try:
+        StoredResults(store).clear()
+    finally:
+        store.close()
+
+
 def run_ours(n: int, db: Path, repeat: int = 1) -> list[Run]:
     """The three hunts through `kestrel hunt` (JSON output, all rows). With ``repeat`` > 1
     each hunt runs that many times, the hunts taking turns (so a burst of load on the shared
     machine falls on all three), every run is printed, and the run of median wall time
     stands for the hunt: one run's figure moves by a third between runs on this machine."""
     measured: dict[str, list[Run]] = {name: [] for name in HUNTS}
+    _clear_stored(db)
+    cold = {**os.environ, STORED: "0"}  # every run builds its entities from the events
     for k in range(repeat):
         for name, text in HUNTS.items():
             hunt = text.format(attrs=", ".join(ATTRS))
             cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", str(db), "-f", "json",
                    "-e", hunt]  # fmt: skip
             out = WORK / f"kestrel-{n}-{name}.json"
-            wall, peak, cpu = measure(cmd, out)
+            wall, peak, cpu = measure(cmd, out, env=cold)
             rows = len(json.loads(out.read_text())[0]["rows"])
             measured[name].append(Run("kestrel", name, n, wall, peak, rows, cpu))
             if repeat > 1:
@@ -233,15 +286,26 @@ def startup(typer: bool = False) -> tuple[float, float, float]:
 
 
 def show(runs: list[Run]) -> None:
-    """One line per run, with the ratios against ours where both ran."""
+    """One line per run, with the ratios against ours where both ran (ours cold: every
+    hunt builds its entities from the events), then ours repeated (a stored result read)
+    against each peer."""
     ours = {(r.hunt, r.n): r for r in runs if r.tool == "kestrel"}
-    print(f"{'tool':8} {'hunt':8} {'records':>9} {'wall s':>8} {'CPU s':>7} {'peak MB':>8} "
+    warm = {(r.hunt, r.n): r for r in runs if r.tool == "kestrel-repeat"}
+    _table([r for r in runs if r.tool != "kestrel-repeat"], ours)
+    if warm:
+        print("repeated over unchanged events (stored result read), against the same peers:")
+        _table([r for r in runs if r.tool != "kestrel"], warm)
+
+
+def _table(runs: list[Run], ours: dict[tuple[str, int], Run]) -> None:
+    print(f"{'tool':14} {'hunt':8} {'records':>9} {'wall s':>8} {'CPU s':>7} {'peak MB':>8} "
           f"{'rows':>9} {'x faster':>9} {'mem ratio':>9} {'load':>5}")  # fmt: skip
     for r in runs:
         me = ours.get((r.hunt, r.n))
-        speed = f"{r.wall_s / me.wall_s:9.1f}" if me and r.tool != "kestrel" else f"{'':9}"
-        mem = f"{me.peak_mb / r.peak_mb:9.2f}" if me and r.tool != "kestrel" else f"{'':9}"
-        print(f"{r.tool:8} {r.hunt:8} {r.n:>9,} {r.wall_s:>8.2f} {r.cpu_s:>7.2f} "
+        peer = not r.tool.startswith("kestrel")
+        speed = f"{r.wall_s / me.wall_s:9.1f}" if me and peer else f"{'':9}"
+        mem = f"{me.peak_mb / r.peak_mb:9.2f}" if me and peer else f"{'':9}"
+        print(f"{r.tool:14} {r.hunt:8} {r.n:>9,} {r.wall_s:>8.2f} {r.cpu_s:>7.2f} "
               f"{r.peak_mb:>8.0f} {r.rows:>9,} {speed} {mem} {r.load:5.1f}",
               flush=True)  # fmt: skip
 
@@ -253,6 +317,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per peer hunt")
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each of our hunts; median wall shown"
+    )
+    parser.add_argument(
+        "--cold-only", action="store_true", help="skip the repeated (stored result) runs"
     )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -277,6 +344,8 @@ def main() -> None:
         if not db.exists():
             build_store(n, db, cols)
         runs += run_ours(n, db, max(args.repeat, 1))
+        if not args.cold_only:
+            runs += run_warm(n, db)
         for peer in args.peers:
             runs += run_peer(peer, n, cols, args.timeout)
         show([r for r in runs if r.n == n])
