@@ -56,6 +56,12 @@ def evtx_events(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     return events.take(pa.array(order))
 
 
+@pytest.fixture(autouse=True)
+def no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stale tables go at once (the grace period has its own test)."""
+    monkeypatch.setattr(results, "GRACE_S", 0.0)
+
+
 @pytest.fixture
 def store(evtx_events: pa.Table, tmp_path: Path) -> Iterator[DuckDBStore]:
     s = DuckDBStore(tmp_path / "k.duckdb")
@@ -126,6 +132,30 @@ def test_new_events_make_the_stored_result_stale(store: DuckDBStore) -> None:
     assert not stored_tables(store), "the stale table is dropped"
     assert [r["seen"] for r in registry(store)] == [1]
     assert after == run(store, hunt, stored=False)[0]
+
+
+@pytest.mark.datasets
+def test_a_table_being_shown_outlives_new_events(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session showing a stored result (lazily, as the API does) while events arrive and
+    another session looks: the table stays for the grace period, then goes."""
+    monkeypatch.setattr(results, "GRACE_S", 3600.0)
+    hunt = HUNTS["processes"]
+    expected = run(store, hunt, stored=False)[0]
+    run(store, hunt)
+    with Session(store, lazy_display=True, stored_min_events=0) as showing:
+        (display,) = showing.execute(hunt)  # stores; its rows are read below
+        assert isinstance(display, TableDisplay)
+        store.append(store.query("SELECT * REPLACE ('e-late' AS event_id) FROM events LIMIT 1"))
+        run(store, hunt)  # another session, after the events grew
+        assert display.json_text() == expected
+    (shown,) = stored_tables(store)
+    assert shown.endswith(f"_{store.stats().total - 1}"), "read a moment ago: kept"
+    monkeypatch.setattr(results, "GRACE_S", 0.0)
+    run(store, hunt)  # the second DISP at the new count: stores anew
+    assert shown not in stored_tables(store), "past the grace period: dropped"
+    assert len(stored_tables(store)) == 1
 
 
 @pytest.mark.datasets

@@ -16,7 +16,9 @@ and nothing else (no file source, no other variable, no Sigma table):
   order and the JSON are the live query's.
 
 When the events grow, every stored result made at the old count is dropped at the next
-DISP that looks, and at most `MAX_STORED` are kept (least recently used go first). Only a
+DISP that looks, and at most `MAX_STORED` are kept (least recently used go first); a table
+read in the last `GRACE_S` seconds stays until a later DISP, so that a session showing its
+rows (the API's hunt console beside intake) never finds it gone. Only a
 DuckDB store, and only from `MIN_EVENTS` events: below that the live query takes
 milliseconds. ``KESTREL_HUNT_STORED_RESULTS=0`` turns it off. Any engine error here (a
 read-only store, another writer) means the live query is used instead: a stored result is
@@ -39,6 +41,9 @@ MAX_STORED = 8
 MIN_EVENTS = 100_000
 ENV = "KESTREL_HUNT_STORED_RESULTS"
 ORDER = ("first_observed", "_key")  # DISP's default order (`Compiler._default_order`)
+# a stored table read this recently is not dropped (stale or over the cap): another
+# session (the API's hunt console beside intake) may be showing its rows right now
+GRACE_S = 60.0
 
 
 def enabled() -> bool:
@@ -83,57 +88,67 @@ class StoredResults:
             return None
         self._registry()
         key = hashlib.sha256(sql.encode()).hexdigest()[:32]
-        found = self.store.query(
-            f"SELECT events_rows, seen, stored FROM {REGISTRY} WHERE key = ?", [key]
-        ).to_pylist()
         self._drop_stale(rows)
-        if found and found[0]["events_rows"] == rows and found[0]["stored"]:
-            self.store.execute(f"UPDATE {REGISTRY} SET used = now() WHERE key = ?", [key])
-            return str(found[0]["stored"])
-        if not found or found[0]["events_rows"] != rows:
-            self.store.execute(f"DELETE FROM {REGISTRY} WHERE key = ?", [key])
+        found = self.store.query(
+            f"SELECT seen, stored FROM {REGISTRY} WHERE key = ? AND events_rows = ?", [key, rows]
+        ).to_pylist()
+        if not found:
             self.store.execute(f"INSERT INTO {REGISTRY} VALUES (?, ?, 1, NULL, now())", [key, rows])
             return None
-        return self._store(key, sql)
+        stored = found[0]["stored"]
+        if stored:
+            self.store.execute(
+                f"UPDATE {REGISTRY} SET used = now() WHERE key = ? AND events_rows = ?", [key, rows]
+            )
+            return str(stored)
+        return self._store(key, rows, sql)
 
-    def _store(self, key: str, sql: str) -> str:
-        """Write the query's rows in DISP's order, and keep at most `max_stored` tables."""
-        table = PREFIX + key
+    def _store(self, key: str, rows: int, sql: str) -> str:
+        """Write the query's rows in DISP's order, and keep at most `max_stored` tables
+        (beyond it, the least recently used ones not read in the last `GRACE_S`)."""
+        table = f"{PREFIX}{key}_{rows}"
         order = ", ".join(ORDER)
         self.store.execute(f'DROP TABLE IF EXISTS "{table}"')
         self.store.execute(f'CREATE TABLE "{table}" AS SELECT * FROM ({sql}) AS r ORDER BY {order}')
         self.store.execute(
-            f"UPDATE {REGISTRY} SET seen = seen + 1, stored = ?, used = now() WHERE key = ?",
-            [table, key],
+            f"UPDATE {REGISTRY} SET seen = seen + 1, stored = ?, used = now() "
+            "WHERE key = ? AND events_rows = ?",
+            [table, key, rows],
         )
         old = self.store.query(
-            f"SELECT key, stored FROM {REGISTRY} WHERE stored IS NOT NULL "
-            f"ORDER BY used DESC OFFSET {int(self.max_stored)}"
+            f"SELECT key, events_rows, stored, used < now() - to_seconds(?) AS idle "
+            f"FROM {REGISTRY} WHERE stored IS NOT NULL "
+            f"ORDER BY used DESC OFFSET {int(self.max_stored)}",
+            [float(GRACE_S)],
         ).to_pylist()
         for row in old:
-            self._forget(row["key"], row["stored"])
+            if row["idle"]:
+                self._forget(row["key"], row["events_rows"], row["stored"])
         return table
 
     def _drop_stale(self, rows: int) -> None:
-        """Forget every result noted or stored at another row count of the events."""
+        """Forget every result noted or stored at another row count of the events, except
+        tables read in the last `GRACE_S`: another session may be showing one now."""
         stale = self.store.query(
-            f"SELECT key, stored FROM {REGISTRY} WHERE events_rows <> ?", [rows]
+            f"SELECT key, events_rows, stored FROM {REGISTRY} WHERE events_rows <> ? "
+            "AND (stored IS NULL OR used < now() - to_seconds(?))",
+            [rows, float(GRACE_S)],
         ).to_pylist()
         for row in stale:
-            self._forget(row["key"], row["stored"])
+            self._forget(row["key"], row["events_rows"], row["stored"])
 
-    def _forget(self, key: str, stored: str | None) -> None:
+    def _forget(self, key: str, rows: int, stored: str | None) -> None:
         if stored:
             self.store.execute(f'DROP TABLE IF EXISTS "{stored}"')
-        self.store.execute(f"DELETE FROM {REGISTRY} WHERE key = ?", [key])
+        self.store.execute(f"DELETE FROM {REGISTRY} WHERE key = ? AND events_rows = ?", [key, rows])
 
     def _events_rows(self) -> int:
         return int(self.store.query("SELECT count(*) AS n FROM events").column("n")[0].as_py())
 
     def _registry(self) -> None:
         self.store.execute(
-            f"CREATE TABLE IF NOT EXISTS {REGISTRY} (key TEXT PRIMARY KEY, events_rows BIGINT, "
-            "seen INTEGER, stored TEXT, used TIMESTAMP)"
+            f"CREATE TABLE IF NOT EXISTS {REGISTRY} (key TEXT, events_rows BIGINT, seen INTEGER, "
+            "stored TEXT, used TIMESTAMPTZ, PRIMARY KEY (key, events_rows))"
         )
 
     def clear(self) -> int:
@@ -141,7 +156,7 @@ class StoredResults:
         if self.store.dialect != "duckdb":
             return 0
         self._registry()
-        rows = self.store.query(f"SELECT key, stored FROM {REGISTRY}").to_pylist()
+        rows = self.store.query(f"SELECT key, events_rows, stored FROM {REGISTRY}").to_pylist()
         for row in rows:
-            self._forget(row["key"], row["stored"])
+            self._forget(row["key"], row["events_rows"], row["stored"])
         return sum(1 for r in rows if r["stored"])
