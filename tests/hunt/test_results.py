@@ -200,6 +200,18 @@ def test_small_stores_and_the_cap(store: DuckDBStore) -> None:
     assert not stored_tables(store) and not registry(store)
 
 
+@pytest.mark.datasets
+def test_notes_are_capped(store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query whose text changes at every run (a time range from now) is noted each time
+    and never stored: the notes do not grow without end."""
+    monkeypatch.setattr(results, "MAX_NOTES", 5)
+    noted = results.StoredResults(store, min_events=0)
+    for i in range(12):
+        noted.table_for(f"SELECT time AS first_observed, event_id AS _key, {i} AS n FROM events")
+    assert len(registry(store)) == 5
+    assert not stored_tables(store)
+
+
 def test_reads_events_only() -> None:
     from sqlglot import parse_one
 

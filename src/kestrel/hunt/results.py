@@ -38,6 +38,7 @@ from kestrel.store import Store
 REGISTRY = "_kestrel_hunt_results"
 PREFIX = "_kestrel_result_"
 MAX_STORED = 8
+MAX_NOTES = 256
 MIN_EVENTS = 100_000
 ENV = "KESTREL_HUNT_STORED_RESULTS"
 ORDER = ("first_observed", "_key")  # DISP's default order (`Compiler._default_order`)
@@ -94,6 +95,7 @@ class StoredResults:
         ).to_pylist()
         if not found:
             self.store.execute(f"INSERT INTO {REGISTRY} VALUES (?, ?, 1, NULL, now())", [key, rows])
+            self._cap_notes()
             return None
         stored = found[0]["stored"]
         if stored:
@@ -125,6 +127,14 @@ class StoredResults:
             if row["idle"]:
                 self._forget(row["key"], row["events_rows"], row["stored"])
         return table
+
+    def _cap_notes(self) -> None:
+        """Keep the `MAX_NOTES` newest notes: a hunt whose SQL changes at every run (``LAST 5
+        DAYS`` counts back from now) is noted each time and never stored."""
+        self.store.execute(
+            f"DELETE FROM {REGISTRY} WHERE stored IS NULL AND key NOT IN (SELECT key FROM "
+            f"{REGISTRY} WHERE stored IS NULL ORDER BY used DESC LIMIT {int(MAX_NOTES)})"
+        )
 
     def _drop_stale(self, rows: int) -> None:
         """Forget every result noted or stored at another row count of the events, except
