@@ -76,3 +76,16 @@ def test_console_page_runs_a_hunt_and_shows_errors(api: Any) -> None:
     assert shown.status_code == 200 and "<td>gunicorn</td>" in shown.text
     bad = api.client.post("/ui/hunt", data={"text": "DISP"}, headers=HX)
     assert 'data-testid="hunt-error">line 1, column' in bad.text
+
+
+def test_server_hunts_store_nothing(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server hunt only reads the store: stored hunt results (`kestrel.hunt.results`) are
+    never looked up or written, however often a DISP repeats."""
+    from kestrel.hunt import results
+
+    asked: list[str] = []
+    monkeypatch.setattr(results.StoredResults, "table_for", lambda self, sql: asked.append(sql))
+    for _ in range(3):
+        got = api.post("/api/v1/hunts", role="analyst", json={"text": HUNT})
+        assert got.status_code == 200, got.text
+    assert asked == []

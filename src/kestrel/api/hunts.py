@@ -75,7 +75,9 @@ def run_hunt(
     with _reader(state) as store:
         deadline = Deadline(store, limit)
         try:
-            with Session(store, lazy_display=True) as session:
+            # stored results off: a server hunt only reads the store (and its DISP pages
+            # are capped, a top-N the engine does without the full sort)
+            with Session(store, lazy_display=True, stored_results=False) as session:
                 shown: list[dict[str, Any]] = []
                 for statement in hunt.statements:
                     # lazy DISP rows live in the session: render them before it closes
