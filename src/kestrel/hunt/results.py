@@ -18,9 +18,10 @@ and nothing else (no file source, no other variable, no Sigma table):
 When the events grow, every stored result made at the old count is dropped at the next
 DISP that looks, and at most `MAX_STORED` are kept (least recently used go first); a table
 read in the last `GRACE_S` seconds stays until a later DISP, so that a session showing its
-rows (the API's hunt console beside intake) never finds it gone. Only a
+rows (another `Session` on the same store) never finds it gone. Only a
 DuckDB store, and only from `MIN_EVENTS` events: below that the live query takes
-milliseconds. ``KESTREL_HUNT_STORED_RESULTS=0`` turns it off. Any engine error here (a
+milliseconds; hunts sent to the API do not use it (a server hunt only reads the store).
+``KESTREL_HUNT_STORED_RESULTS=0`` turns it off. Any engine error here (a
 read-only store, another writer) means the live query is used instead: a stored result is
 never needed for a correct answer.
 """
@@ -43,7 +44,7 @@ MIN_EVENTS = 100_000
 ENV = "KESTREL_HUNT_STORED_RESULTS"
 ORDER = ("first_observed", "_key")  # DISP's default order (`Compiler._default_order`)
 # a stored table read this recently is not dropped (stale or over the cap): another
-# session (the API's hunt console beside intake) may be showing its rows right now
+# session on the same store may be showing its rows right now
 GRACE_S = 60.0
 
 
