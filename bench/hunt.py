@@ -49,6 +49,7 @@ WORK = ROOT / "bench" / "out" / "hunt"  # ignored by git
 DATA_VERSION = 2  # bump when `records` changes: cached stores and files are rebuilt
 ATTRS = ("pid", "name", "command_line", "uid", "parent_pid", "parent_name", "host",
          "user_name", "path", "first_observed")  # fmt: skip
+STORED = "KESTREL_HUNT_STORED_RESULTS"  # 0: our cold runs (`kestrel.hunt.results`)
 HUNTS = {
     "filter": "p = GET process WHERE name = 'cmd.exe'\nDISP p ATTR {attrs}",
     "all": "p = GET process\nDISP p ATTR {attrs}",
@@ -162,10 +163,8 @@ def run_warm(n: int, db: Path) -> list[Run]:
     be byte for byte the cold run's."""
     _clear_stored(db)
     out = []
-    for name, text in HUNTS.items():
-        hunt = text.format(attrs=", ".join(ATTRS))
-        cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", str(db), "-f", "json",
-               "-e", hunt]  # fmt: skip
+    for name in HUNTS:
+        cmd = hunt_command(name, db)
         cold = WORK / f"kestrel-{n}-{name}.json"
         for k, step in enumerate(("notes", "stores", "reads")):
             dest = WORK / f"kestrel-warm-{n}-{name}.json"
@@ -183,7 +182,10 @@ def run_warm(n: int, db: Path) -> list[Run]:
     return out
 
 
-STORED = "KESTREL_HUNT_STORED_RESULTS"
+def hunt_command(name: str, db: Path) -> list[str]:
+    """`kestrel hunt` running the hunt ``name`` over ``db``, every DISP row as JSON."""
+    hunt = HUNTS[name].format(attrs=", ".join(ATTRS))
+    return [sys.executable, "-m", "kestrel", "hunt", "--db", str(db), "-f", "json", "-e", hunt]
 
 
 def _clear_stored(db: Path) -> None:
@@ -208,12 +210,9 @@ def run_ours(n: int, db: Path, repeat: int = 1) -> list[Run]:
     _clear_stored(db)
     cold = {**os.environ, STORED: "0"}  # every run builds its entities from the events
     for k in range(repeat):
-        for name, text in HUNTS.items():
-            hunt = text.format(attrs=", ".join(ATTRS))
-            cmd = [sys.executable, "-m", "kestrel", "hunt", "--db", str(db), "-f", "json",
-                   "-e", hunt]  # fmt: skip
+        for name in HUNTS:
             out = WORK / f"kestrel-{n}-{name}.json"
-            wall, peak, cpu = measure(cmd, out, env=cold)
+            wall, peak, cpu = measure(hunt_command(name, db), out, env=cold)
             rows = len(json.loads(out.read_text())[0]["rows"])
             measured[name].append(Run("kestrel", name, n, wall, peak, rows, cpu))
             if repeat > 1:

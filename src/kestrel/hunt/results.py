@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlglot import exp
 
@@ -70,6 +70,8 @@ class StoredResults:
     store: Store
     min_events: int = MIN_EVENTS
     max_stored: int = MAX_STORED
+    # the registry table exists (made once per instance, not at every DISP)
+    _made: bool = field(default=False, init=False)
 
     def table_for(self, sql: str) -> str | None:
         """The stored table of ``sql`` when there is one for the events as they are now, or
@@ -92,7 +94,7 @@ class StoredResults:
         key = hashlib.sha256(sql.encode()).hexdigest()[:32]
         self._drop_stale(rows)
         found = self.store.query(
-            f"SELECT seen, stored FROM {REGISTRY} WHERE key = ? AND events_rows = ?", [key, rows]
+            f"SELECT stored FROM {REGISTRY} WHERE key = ? AND events_rows = ?", [key, rows]
         ).to_pylist()
         if not found:
             self.store.execute(f"INSERT INTO {REGISTRY} VALUES (?, ?, 1, NULL, now())", [key, rows])
@@ -111,8 +113,9 @@ class StoredResults:
         (beyond it, the least recently used ones not read in the last `GRACE_S`)."""
         table = f"{PREFIX}{key}_{rows}"
         order = ", ".join(ORDER)
-        self.store.execute(f'DROP TABLE IF EXISTS "{table}"')
-        self.store.execute(f'CREATE TABLE "{table}" AS SELECT * FROM ({sql}) AS r ORDER BY {order}')
+        self.store.execute(
+            f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM ({sql}) AS r ORDER BY {order}'
+        )
         self.store.execute(
             f"UPDATE {REGISTRY} SET seen = seen + 1, stored = ?, used = now() "
             "WHERE key = ? AND events_rows = ?",
@@ -157,10 +160,13 @@ class StoredResults:
         return int(self.store.query("SELECT count(*) AS n FROM events").column("n")[0].as_py())
 
     def _registry(self) -> None:
+        if self._made:
+            return
         self.store.execute(
             f"CREATE TABLE IF NOT EXISTS {REGISTRY} (key TEXT, events_rows BIGINT, seen INTEGER, "
             "stored TEXT, used TIMESTAMPTZ, PRIMARY KEY (key, events_rows))"
         )
+        self._made = True
 
     def clear(self) -> int:
         """Drop every stored result and note (the bench's cold runs); how many tables."""

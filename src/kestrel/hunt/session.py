@@ -182,7 +182,8 @@ class Session:
         # an entity query says its columns; asking the engine plans the view (14-20 ms at 1M)
         columns = query.meta.get(COLUMNS) or self._relations.columns(relation)
         keys = query.meta.get(KEYS)
-        events_only = not stored and source == "events" and reads_events_only(query, columns)
+        events_only = (self._results is not None and not stored and source == "events"
+                       and reads_events_only(query, columns))  # fmt: skip
         self._vars[name] = VarInfo(name, relation, etype, columns, source, sql, keys, events_only)
         return []
 
